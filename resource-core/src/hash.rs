@@ -1,0 +1,334 @@
+//! MD5 hashes as Toil uses them: the path hash of a leader path and the content hash of stored bytes.
+//!
+//! Both are 32 lowercase hexadecimal digits. The newtypes below can only hold such a string, so a value
+//! that made it into a [`PathHash`] or [`ContentHash`] is safe to use as a file name or variable suffix.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::str::FromStr;
+
+use md5::{Digest, Md5};
+
+/// Why a string is not a valid MD5 hex digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashParseError {
+    /// The string does not have exactly 32 characters.
+    #[error("hash {value:?} has {len} characters; an MD5 hash has 32 lowercase hex digits")]
+    WrongLength {
+        /// The rejected string.
+        value: String,
+        /// Its length in characters.
+        len: usize,
+    },
+    /// The string holds a character other than `0-9a-f`.
+    #[error("hash {value:?} holds {found:?}; an MD5 hash has only lowercase hex digits 0-9a-f")]
+    NotLowercaseHex {
+        /// The rejected string.
+        value: String,
+        /// The first offending character.
+        found: char,
+    },
+}
+
+fn validate_md5_hex(value: &str) -> Result<(), HashParseError> {
+    if let Some(found) = value.chars().find(|c| !matches!(c, '0'..='9' | 'a'..='f')) {
+        return Err(HashParseError::NotLowercaseHex {
+            value: value.to_owned(),
+            found,
+        });
+    }
+    if value.len() != 32 {
+        return Err(HashParseError::WrongLength {
+            value: value.to_owned(),
+            len: value.chars().count(),
+        });
+    }
+    Ok(())
+}
+
+fn to_hex(digest: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(digest.len() * 2);
+    for byte in digest {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+macro_rules! md5_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The 32 lowercase hex digits.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// Builds the hash from a raw 16-byte MD5 digest.
+            pub fn from_digest(digest: [u8; 16]) -> Self {
+                Self(to_hex(&digest))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = HashParseError;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                validate_md5_hex(value)?;
+                Ok(Self(value.to_owned()))
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = HashParseError;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                validate_md5_hex(&value)?;
+                Ok(Self(value))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = String::deserialize(deserializer)?;
+                Self::try_from(value).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+md5_newtype!(
+    /// The MD5 of a leader path exactly as the user gave it (its bytes, not normalised).
+    ///
+    /// It names the environment variable `JTRES_<pathHash>` and the object in the job store.
+    PathHash
+);
+
+md5_newtype!(
+    /// The MD5 of the stored bytes of a resource: the raw file, or the whole zip archive.
+    ///
+    /// It names the directory `<JTRES_ROOT>/<contentHash>` on a worker.
+    ContentHash
+);
+
+impl PathHash {
+    /// The path hash of a leader path: MD5 of its bytes as given, like Toil's
+    /// `hashlib.md5(path.encode()).hexdigest()`.
+    pub fn of_path(path: &Path) -> Self {
+        Self::of_bytes(path.as_os_str().as_encoded_bytes())
+    }
+
+    /// The path hash of raw path bytes.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Self::from_digest(Md5::digest(bytes).into())
+    }
+}
+
+impl ContentHash {
+    /// The content hash of bytes held in memory. Prefer [`HashingReader`] or [`HashingWriter`] for
+    /// content of any size.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Self::from_digest(Md5::digest(bytes).into())
+    }
+}
+
+/// An incremental MD5 that yields a [`ContentHash`].
+#[derive(Clone, Default)]
+pub struct ContentHasher {
+    md5: Md5,
+    bytes: u64,
+}
+
+impl ContentHasher {
+    /// A hasher that has seen no bytes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes to the hash.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.md5.update(bytes);
+        self.bytes += bytes.len() as u64;
+    }
+
+    /// How many bytes have been hashed.
+    pub fn bytes_hashed(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The hash of everything fed so far.
+    pub fn finish(self) -> ContentHash {
+        ContentHash::from_digest(self.md5.finalize().into())
+    }
+}
+
+impl fmt::Debug for ContentHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContentHasher")
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reader that hashes every byte read through it, in constant memory.
+///
+/// ```
+/// use std::io::Read;
+/// use resource_core::hash::HashingReader;
+///
+/// let mut reader = HashingReader::new(&b"hello"[..]);
+/// std::io::copy(&mut reader, &mut std::io::sink())?;
+/// let (_, hash) = reader.finish();
+/// assert_eq!(hash.as_str(), "5d41402abc4b2a76b9719d911017c592");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: ContentHasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: ContentHasher::new(),
+        }
+    }
+
+    /// How many bytes have passed so far.
+    pub fn bytes_hashed(&self) -> u64 {
+        self.hasher.bytes_hashed()
+    }
+
+    /// The inner reader and the hash of all bytes read.
+    pub fn finish(self) -> (R, ContentHash) {
+        (self.inner, self.hasher.finish())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.hasher.update(&buf[..read]);
+        Ok(read)
+    }
+}
+
+/// A writer that hashes every byte written through it, in constant memory.
+///
+/// ```
+/// use std::io::Write;
+/// use resource_core::hash::HashingWriter;
+///
+/// let mut writer = HashingWriter::new(Vec::new());
+/// writer.write_all(b"hello")?;
+/// let (bytes, hash) = writer.finish();
+/// assert_eq!(bytes, b"hello");
+/// assert_eq!(hash.as_str(), "5d41402abc4b2a76b9719d911017c592");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: ContentHasher,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: ContentHasher::new(),
+        }
+    }
+
+    /// How many bytes have passed so far.
+    pub fn bytes_hashed(&self) -> u64 {
+        self.hasher.bytes_hashed()
+    }
+
+    /// A reference to the inner writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The inner writer and the hash of all bytes written.
+    pub fn finish(self) -> (W, ContentHash) {
+        (self.inner, self.hasher.finish())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_accepts_only_lowercase_hex_of_length_32() {
+        let check = |input: &str, ok: bool| {
+            assert_eq!(input.parse::<ContentHash>().is_ok(), ok, "{input:?}");
+        };
+        check("d41d8cd98f00b204e9800998ecf8427e", true);
+        check("D41D8CD98F00B204E9800998ECF8427E", false);
+        check("d41d8cd98f00b204e9800998ecf8427", false);
+        check("d41d8cd98f00b204e9800998ecf8427e0", false);
+        check("g41d8cd98f00b204e9800998ecf8427e", false);
+        check("", false);
+        check("../../../../../../../../etc/passw", false);
+    }
+
+    #[test]
+    fn path_hash_is_md5_of_the_bytes_as_given() {
+        assert_eq!(
+            PathHash::of_path(Path::new("")).as_str(),
+            "d41d8cd98f00b204e9800998ecf8427e"
+        );
+        assert_ne!(
+            PathHash::of_path(Path::new("/a/b")),
+            PathHash::of_path(Path::new("/a//b"))
+        );
+    }
+}

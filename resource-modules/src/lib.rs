@@ -1,0 +1,1 @@
+//! Python module discovery, virtualenv detection and `site-packages` scanning.

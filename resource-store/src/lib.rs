@@ -1,0 +1,1 @@
+//! Job stores and the worker install.
