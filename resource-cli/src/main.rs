@@ -1,1 +1,24 @@
-fn main() {}
+//! `resource`: ship user code to worker nodes, compatible with Toil's hot deployment.
+//!
+//! The binary stays thin: it parses arguments, calls one library function per subcommand and
+//! formats the result. Errors print as one line naming the path and the cause, with exit code 1;
+//! usage errors exit with 2.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod output;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("resource: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

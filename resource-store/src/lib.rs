@@ -1,1 +1,46 @@
-//! Job stores and the worker install.
+//! Job stores and the two journeys across them: the leader's publish and the worker's
+//! fetch-verify-install.
+//!
+//! A leader [`publish`]es a path into a [`JobStore`] (local disk, memory; S3, GCS and Azure share
+//! the same code through [`object_store`]): the bytes stream in constant memory, are hashed on the
+//! way and appear under the path hash only when complete. A worker [`install`]s the resource under
+//! `<root>/<contentHash>`, verifying the MD5 before anything becomes visible.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use resource_store::{install, open_url, publish, JobStore, PublishOptions, StoreLocator};
+//!
+//! let scratch = tempfile::tempdir()?;
+//! let script = scratch.path().join("flow.py");
+//! std::fs::write(&script, "print('hello from the leader')\n")?;
+//!
+//! // Leader: store the script in a directory job store.
+//! let locator = StoreLocator::directory(&scratch.path().join("jobstore"))?;
+//! let store = JobStore::open(&locator)?;
+//! let published = publish(&store, &script, &PublishOptions::default()).await?;
+//! assert!(published.resource.url.starts_with("file:/"));
+//!
+//! // Worker: fetch, verify and install it under a root directory.
+//! let root = scratch.path().join("root");
+//! let source = open_url(&published.resource.url)?;
+//! let installed = install(&published.resource, &root, source.as_ref(), None)?;
+//! assert_eq!(std::fs::read_to_string(&installed.path)?, "print('hello from the leader')\n");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod error;
+pub mod install;
+pub mod locator;
+pub mod publish;
+pub mod source;
+pub mod store;
+pub mod url;
+
+pub use error::{Result, StoreError};
+pub use install::{Installed, install};
+pub use locator::StoreLocator;
+pub use publish::{PublishOptions, Published, publish};
+pub use source::{ByteSource, open_url};
+pub use store::JobStore;

@@ -1,0 +1,111 @@
+//! The errors of job stores, publishing and installing. Each names the path, URL or object involved.
+
+use std::io;
+use std::path::PathBuf;
+
+use resource_core::ContentHash;
+
+/// Something went wrong talking to a job store, publishing or installing a resource.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A store locator could not be understood.
+    #[error("{locator:?} is not a job store locator: {reason}; accepted forms: {accepted}")]
+    BadLocator {
+        /// What the user gave.
+        locator: String,
+        /// Why it was refused.
+        reason: String,
+        /// The forms that are accepted.
+        accepted: &'static str,
+    },
+    /// A local file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The leader path to publish does not exist.
+    #[error("{}: no such file or directory", path.display())]
+    Missing {
+        /// The leader path.
+        path: PathBuf,
+    },
+    /// The leader path is neither a regular file nor a directory.
+    #[error("{}: not a regular file or directory ({kind})", path.display())]
+    NotAFileOrDirectory {
+        /// The leader path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The requested kind does not fit the path.
+    #[error("{}: cannot be published as a {kind} resource: {reason}", path.display())]
+    KindMismatch {
+        /// The leader path.
+        path: PathBuf,
+        /// The requested kind.
+        kind: &'static str,
+        /// Why it does not fit.
+        reason: String,
+    },
+    /// A name that must be one path component is not.
+    #[error("resource name {name:?} is not a single file name; refusing to install it")]
+    UnsafeName {
+        /// The name from the descriptor.
+        name: String,
+    },
+    /// The job store refused or failed an operation.
+    #[error("job store {store}: {operation} {object}: {source}")]
+    ObjectStore {
+        /// The store, as shown to users.
+        store: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The object's name.
+        object: String,
+        /// The underlying error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A URL cannot be fetched by this worker.
+    #[error("cannot fetch {url:?}: {reason}")]
+    UnsupportedUrl {
+        /// The URL.
+        url: String,
+        /// Why it is not supported.
+        reason: String,
+    },
+    /// The fetched bytes do not have the content hash the descriptor promises.
+    #[error(
+        "{url}: content hash mismatch: the descriptor says {expected} but the fetched bytes hash to \
+         {actual}; the stored object was changed or corrupted after it was created; nothing was installed"
+    )]
+    ContentMismatch {
+        /// Where the bytes came from.
+        url: String,
+        /// The hash the descriptor promises.
+        expected: ContentHash,
+        /// The hash of what was fetched.
+        actual: ContentHash,
+    },
+    /// A background task died.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// An I/O error on a path.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
