@@ -20,13 +20,14 @@ pub enum StoreError {
         accepted: &'static str,
     },
     /// A local file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    // The cause is part of the message rather than a `#[source]`, so that error reporters that
+    // print the whole chain do not repeat it.
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// The leader path to publish does not exist.
     #[error("{}: no such file or directory", path.display())]
@@ -59,7 +60,7 @@ pub enum StoreError {
         name: String,
     },
     /// The job store refused or failed an operation.
-    #[error("job store {store}: {operation} {object}: {source}")]
+    #[error("job store {store}: {operation} {object}: {cause}")]
     ObjectStore {
         /// The store, as shown to users.
         store: String,
@@ -68,8 +69,7 @@ pub enum StoreError {
         /// The object's name.
         object: String,
         /// The underlying error.
-        #[source]
-        source: object_store::Error,
+        cause: object_store::Error,
     },
     /// A URL cannot be fetched by this worker.
     #[error("cannot fetch {url:?}: {reason}")]
@@ -99,10 +99,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// An I/O error on a path.
-    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, cause: io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

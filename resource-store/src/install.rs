@@ -63,7 +63,7 @@ pub fn install(
     if dir.exists() {
         return Ok(installed);
     }
-    fs_err::create_dir_all(root).map_err(|source| StoreError::io(root, source))?;
+    std::fs::create_dir_all(root).map_err(|source| StoreError::io(root, source))?;
     let temp = tempfile::Builder::new()
         .prefix(&format!("{}-", resource.content_hash))
         .tempdir_in(root)
@@ -89,11 +89,11 @@ pub fn install(
         Err(error) if dir.exists() => {
             // Another process installed the same content first; ours is a duplicate.
             let _ = error;
-            let _ = fs_err::remove_dir_all(&temp_path);
+            let _ = std::fs::remove_dir_all(&temp_path);
             Ok(installed)
         }
         Err(source) => {
-            let _ = fs_err::remove_dir_all(&temp_path);
+            let _ = std::fs::remove_dir_all(&temp_path);
             Err(StoreError::io(&dir, source))
         }
     }
@@ -101,7 +101,7 @@ pub fn install(
 
 fn fetch_file(resource: &Resource, source: &dyn ByteSource, temp_dir: &Path) -> Result<()> {
     let target = temp_dir.join(&resource.name);
-    let mut out = fs_err::OpenOptions::new()
+    let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&target)
@@ -109,10 +109,9 @@ fn fetch_file(resource: &Resource, source: &dyn ByteSource, temp_dir: &Path) -> 
     let mut reader = HashingReader::new(source.open()?);
     let mut buffer = vec![0u8; COPY_BUFFER_LEN];
     loop {
-        let read = reader.read(&mut buffer).map_err(|error| StoreError::Io {
-            path: PathBuf::from(source.location()),
-            source: error,
-        })?;
+        let read = reader
+            .read(&mut buffer)
+            .map_err(|cause| StoreError::io(source.location(), cause))?;
         if read == 0 {
             break;
         }

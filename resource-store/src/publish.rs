@@ -31,7 +31,7 @@ pub struct Published {
 
 /// The kind a leader path would be published as, checking it exists and is usable.
 pub fn detect_kind(path: &Path, requested: Option<ResourceKind>) -> Result<ResourceKind> {
-    let meta = match fs_err::metadata(path) {
+    let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(StoreError::Missing {
@@ -67,7 +67,7 @@ pub fn detect_kind(path: &Path, requested: Option<ResourceKind>) -> Result<Resou
 pub fn resource_name(path: &Path) -> Result<String> {
     let name = match path.file_name() {
         Some(name) => name.to_owned(),
-        None => fs_err::canonicalize(path)
+        None => std::fs::canonicalize(path)
             .map_err(|source| StoreError::io(path, source))?
             .file_name()
             .map(ToOwned::to_owned)
@@ -149,7 +149,7 @@ async fn publish_file(
 }
 
 fn copy_file(path: &Path, out: &mut dyn Write) -> Result<u64> {
-    let mut file = fs_err::File::open(path).map_err(|source| StoreError::io(path, source))?;
+    let mut file = std::fs::File::open(path).map_err(|source| StoreError::io(path, source))?;
     let mut buffer = vec![0u8; READ_BUFFER_LEN];
     let mut total = 0u64;
     loop {

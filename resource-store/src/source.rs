@@ -45,8 +45,8 @@ impl LocalFileSource {
         })
     }
 
-    fn open_file(&self) -> Result<fs_err::File> {
-        fs_err::File::open(&self.path).map_err(|source| StoreError::io(&self.path, source))
+    fn open_file(&self) -> Result<std::fs::File> {
+        std::fs::File::open(&self.path).map_err(|source| StoreError::io(&self.path, source))
     }
 }
 
@@ -56,7 +56,7 @@ impl ByteSource for LocalFileSource {
     }
 
     fn len(&self) -> Result<u64> {
-        Ok(fs_err::metadata(&self.path)
+        Ok(std::fs::metadata(&self.path)
             .map_err(|source| StoreError::io(&self.path, source))?
             .len())
     }

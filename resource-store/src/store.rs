@@ -111,14 +111,14 @@ impl JobStore {
     fn open_directory(dir: &Path) -> Result<Self> {
         let layout = SharedLayout::detect(dir);
         let shared_dir = dir.join(layout.prefix());
-        fs_err::create_dir_all(&shared_dir)
+        std::fs::create_dir_all(&shared_dir)
             .map_err(|source| StoreError::io(&shared_dir, source))?;
         let objects =
-            LocalFileSystem::new_with_prefix(dir).map_err(|source| StoreError::ObjectStore {
+            LocalFileSystem::new_with_prefix(dir).map_err(|cause| StoreError::ObjectStore {
                 store: dir.display().to_string(),
                 operation: "open",
                 object: String::new(),
-                source,
+                cause,
             })?;
         Ok(Self {
             objects: Arc::new(objects),
@@ -149,11 +149,11 @@ impl JobStore {
     ) -> impl FnOnce(object_store::Error) -> StoreError {
         let store = self.shown_as.clone();
         let object = object.to_string();
-        move |source| StoreError::ObjectStore {
+        move |cause| StoreError::ObjectStore {
             store,
             operation,
             object,
-            source,
+            cause,
         }
     }
 
