@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use resource_core::ResourceKind;
+use resource_core::archive::pack::{Compression, SymlinkPolicy};
 
 /// Ship user code (a script, a package, a virtualenv's site-packages, any file or directory) to
 /// worker nodes through a job store, compatible with Toil's `toil.resource`.
@@ -26,8 +27,70 @@ pub enum Command {
     Lookup(LookupArgs),
     /// Fetch, verify and install the resource registered for PATH; print its local path.
     Download(DownloadArgs),
-    /// Remove the root of local copies (Toil's cleanSystem).
+    /// Remove the root of local copies (Toil's cleanSystem), sparing entries in use.
     Clean(CleanArgs),
+    /// Inspect and trim the root of local copies.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `resource cache …`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List installed entries, least recently used first.
+    Ls(CacheLsArgs),
+    /// Evict least recently used entries until the cache fits in --max-size; entries in use stay.
+    Gc(CacheGcArgs),
+}
+
+/// `resource cache ls`.
+#[derive(Debug, Args)]
+pub struct CacheLsArgs {
+    /// The root of local copies; default: JTRES_ROOT, else a per-user cache directory.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print one JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `resource cache gc`.
+#[derive(Debug, Args)]
+pub struct CacheGcArgs {
+    /// The root of local copies; default: JTRES_ROOT, else a per-user cache directory.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// The most content to keep, such as 500M, 10G or 1.5GiB (powers of 1024).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a size such as `1048576`, `500K`, `10M`, `1.5G`, `2GiB` or `3TB` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write it like 500M, 10G or 1048576"))?;
+    let power = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 1,
+        "m" | "mb" | "mib" => 2,
+        "g" | "gb" | "gib" => 3,
+        "t" | "tb" | "tib" => 4,
+        _ => return Err(format!("{text:?} has an unknown unit; use K, M, G or T")),
+    };
+    let bytes = number * 1024f64.powi(power);
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as u64)
 }
 
 /// `resource create`.
@@ -44,6 +107,34 @@ pub struct CreateArgs {
     /// Print one JSON object instead of the export line.
     #[arg(long)]
     pub json: bool,
+    /// How directories are packed.
+    #[command(flatten)]
+    pub pack: PackArgs,
+    /// Report files, bytes, archive size and content hash; store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// How a directory is packed into its archive.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// stored (as Toil does), deflate, or deflate=LEVEL (0-9).
+    #[arg(long, value_name = "METHOD", default_value = "stored")]
+    pub compression: Compression,
+    /// follow (pack what links point to; Toil's workers need it) or keep (store links inside the
+    /// tree as links, for our own workers).
+    #[arg(long, value_name = "POLICY", default_value = "follow")]
+    pub symlinks: SymlinkPolicy,
+    /// Leave out paths matching GLOB (relative to the directory, or a base name). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Honour .gitignore files inside the directory and leave out .git.
+    #[arg(long)]
+    pub gitignore: bool,
+    /// Record every mtime as SOURCE_DATE_EPOCH, or as 1980-01-01 when it is not set, so that a
+    /// fresh checkout or a `touch` keeps the content hash.
+    #[arg(long)]
+    pub reproducible: bool,
 }
 
 /// `resource prepare`.
@@ -75,6 +166,16 @@ pub struct DownloadArgs {
     /// Print one JSON object instead of the local path.
     #[arg(long)]
     pub json: bool,
+    /// Seconds to wait for another process installing the same resource.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub lock_timeout: u64,
+    /// Run COMMAND with the entry held (no gc or clean removes it meanwhile) and RESOURCE_PATH
+    /// set to its local path; exit with its exit code.
+    #[arg(long, requires = "command")]
+    pub hold: bool,
+    /// The command to run with --hold.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// `resource clean`.
@@ -83,4 +184,26 @@ pub struct CleanArgs {
     /// The root to remove; default: JTRES_ROOT.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_in_powers_of_1024() {
+        let check = |text: &str, expected: Option<u64>| {
+            assert_eq!(parse_size(text).ok(), expected, "{text}");
+        };
+        check("1048576", Some(1 << 20));
+        check("500K", Some(500 << 10));
+        check("10M", Some(10 << 20));
+        check("1.5GiB", Some(3 << 29));
+        check("2tb", Some(2 << 40));
+        check("12 MB", Some(12 << 20));
+        check("", None);
+        check("ten", None);
+        check("5X", None);
+        check("-1G", None);
+    }
 }

@@ -2,14 +2,23 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use resource_core::archive::PackOptions;
 use resource_core::registry::{self, ROOT_VAR};
-use resource_store::{JobStore, PublishOptions, StoreLocator};
+use resource_store::{Cache, InstallOptions, JobStore, PublishOptions, StoreLocator};
 use serde::Serialize;
 
-use crate::cli::{CleanArgs, Cli, Command, CreateArgs, DownloadArgs, LookupArgs, PrepareArgs};
+use crate::cli::{
+    CacheCommand, CacheGcArgs, CacheLsArgs, CleanArgs, Cli, Command, CreateArgs, DownloadArgs,
+    LookupArgs, PackArgs, PrepareArgs,
+};
 use crate::output::{ResourceJson, export_line, print_json};
+
+/// The mtime `--reproducible` records when `SOURCE_DATE_EPOCH` is not set: 1980-01-01, the
+/// earliest a zip can hold.
+const REPRODUCIBLE_EPOCH: i64 = 315_532_800;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -19,6 +28,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lookup(args) => lookup(args),
         Command::Download(args) => download(args),
         Command::Clean(args) => clean(args),
+        Command::Cache(CacheCommand::Ls(args)) => cache_ls(args),
+        Command::Cache(CacheCommand::Gc(args)) => cache_gc(args),
     }
 }
 
@@ -31,16 +42,80 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// Pack options from the flags and the environment (`SOURCE_DATE_EPOCH`, `HOME`).
+fn pack_options(args: &PackArgs) -> anyhow::Result<PackOptions> {
+    let source_date_epoch = match env_var("SOURCE_DATE_EPOCH") {
+        Some(value) => Some(value.trim().parse::<i64>().with_context(|| {
+            format!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")
+        })?),
+        None => None,
+    };
+    let mtime_clamp = match (source_date_epoch, args.reproducible) {
+        (Some(epoch), _) => Some(epoch),
+        (None, true) => Some(REPRODUCIBLE_EPOCH),
+        (None, false) => None,
+    };
+    Ok(PackOptions {
+        compression: args.compression,
+        symlinks: args.symlinks,
+        mtime_clamp,
+        excludes: args.exclude.clone(),
+        gitignore: args.gitignore,
+        home_dir: env_var("HOME").map(PathBuf::from),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DryRunJson<'a> {
+    kind: &'static str,
+    name: &'a str,
+    path_hash: &'a str,
+    files: u64,
+    dirs: u64,
+    bytes: u64,
+    archive_bytes: u64,
+    content_hash: &'a str,
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
-    let locator: StoreLocator = args.store.parse()?;
-    let store = JobStore::open(&locator)?;
     let options = PublishOptions {
         kind: args.kind,
-        ..PublishOptions::default()
+        pack: pack_options(&args.pack)?,
     };
+    if args.dry_run {
+        let plan = resource_store::dry_run(&args.path, &options)?;
+        let json = DryRunJson {
+            kind: plan.kind.short_name(),
+            name: &plan.name,
+            path_hash: plan.path_hash.as_str(),
+            files: plan.files,
+            dirs: plan.dirs,
+            bytes: plan.bytes,
+            archive_bytes: plan.stored_bytes,
+            content_hash: plan.content_hash.as_str(),
+        };
+        if args.json {
+            print_json(&json)?;
+        } else {
+            println!(
+                "{} {}: {} files, {} directories, {} bytes; stored size {} bytes; content hash {}",
+                json.kind,
+                json.name,
+                json.files,
+                json.dirs,
+                json.bytes,
+                json.archive_bytes,
+                json.content_hash
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let locator: StoreLocator = args.store.parse()?;
+    let store = JobStore::open(&locator)?;
     let published = runtime()?.block_on(resource_store::publish(&store, &args.path, &options))?;
     if args.json {
         print_json(
@@ -97,13 +172,13 @@ fn resolve_root(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(root) = flag {
         return Ok(root);
     }
-    if let Some(root) = env_var(ROOT_VAR).filter(|root| !root.is_empty()) {
+    if let Some(root) = env_var(ROOT_VAR) {
         return Ok(PathBuf::from(root));
     }
-    if let Some(cache) = env_var("XDG_CACHE_HOME").filter(|dir| !dir.is_empty()) {
+    if let Some(cache) = env_var("XDG_CACHE_HOME") {
         return Ok(Path::new(&cache).join("resource"));
     }
-    if let Some(home) = env_var("HOME").filter(|dir| !dir.is_empty()) {
+    if let Some(home) = env_var("HOME") {
         return Ok(Path::new(&home).join(".cache").join("resource"));
     }
     bail!("no root for local copies: pass --root, or set {ROOT_VAR} (see `resource prepare`)")
@@ -123,7 +198,15 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     let resource = find_resource(&args.path)?;
     let root = resolve_root(args.root)?;
     let source = resource_store::open_url(&resource.url)?;
-    let installed = resource_store::install(&resource, &root, source.as_ref(), None)?;
+    let options = InstallOptions {
+        lock_timeout: Duration::from_secs(args.lock_timeout),
+        ..InstallOptions::default()
+    };
+    let installed = resource_store::install(&resource, &root, source, None, &options)?;
+    if args.hold {
+        // The shared lock in `installed` is held until the command ends.
+        return run_holding(&args.command, &installed.path);
+    }
     if args.json {
         print_json(&DownloadJson {
             path: &installed.path,
@@ -138,17 +221,88 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs a command with `RESOURCE_PATH` set, passing its exit code through.
+fn run_holding(command: &[std::ffi::OsString], path: &Path) -> anyhow::Result<ExitCode> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| anyhow!("--hold needs a command after --"))?;
+    let status = std::process::Command::new(program)
+        .args(args)
+        .env("RESOURCE_PATH", path)
+        .status()
+        .with_context(|| format!("cannot run {}", Path::new(program).display()))?;
+    Ok(exit_code_of(status))
+}
+
+/// The exit code to pass on for a child's status; a child killed by a signal gives 128 + signal,
+/// as shells report it.
+pub fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 fn clean(args: CleanArgs) -> anyhow::Result<ExitCode> {
     let root = match args.root {
         Some(root) => root,
         None => env_var(ROOT_VAR)
-            .filter(|root| !root.is_empty())
             .map(PathBuf::from)
             .ok_or_else(|| anyhow!("nothing to clean: pass --root or set {ROOT_VAR}"))?,
     };
-    match fs_err::remove_dir_all(&root) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(ExitCode::SUCCESS),
-        Err(error) => Err(error.into()),
+    let report = Cache::new(&root).clean()?;
+    if !report.kept_in_use.is_empty() {
+        let kept: Vec<&str> = report
+            .kept_in_use
+            .iter()
+            .map(|hash| hash.as_str())
+            .collect();
+        bail!(
+            "{}: kept {} entries in use by running processes ({}); removed {}",
+            root.display(),
+            kept.len(),
+            kept.join(", "),
+            report.removed
+        );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cache_ls(args: CacheLsArgs) -> anyhow::Result<ExitCode> {
+    let root = resolve_root(args.root)?;
+    let entries = Cache::new(&root).entries()?;
+    if args.json {
+        print_json(&entries)?;
+    } else {
+        for entry in &entries {
+            println!(
+                "{}  {:>4}  {:>12}  {}  {}{}",
+                entry.content_hash,
+                entry.kind.as_deref().unwrap_or("?"),
+                entry.size,
+                entry.last_used,
+                entry.name.as_deref().unwrap_or("?"),
+                if entry.in_use { "  (in use)" } else { "" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cache_gc(args: CacheGcArgs) -> anyhow::Result<ExitCode> {
+    let root = resolve_root(args.root)?;
+    let report = Cache::new(&root).gc(args.max_size)?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "evicted {} entries; {} bytes left; {} in use kept",
+            report.evicted.len(),
+            report.remaining_bytes,
+            report.kept_in_use.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -48,12 +48,14 @@ fn worker_shell(
         .output()
 }
 
+/// The names in a directory, except the cache's hidden lock and record folders.
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
                 .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != ".locks" && name != ".meta")
                 .collect()
         })
         .unwrap_or_default();

@@ -92,6 +92,75 @@ pub enum StoreError {
         /// The hash of what was fetched.
         actual: ContentHash,
     },
+    /// An HTTP request failed before a response arrived.
+    #[error("{url}: {cause}")]
+    Http {
+        /// The URL, without its signature.
+        url: String,
+        /// What went wrong.
+        cause: String,
+    },
+    /// An HTTP server answered with an error status.
+    #[error("{url}: HTTP {status}: {hint}")]
+    HttpStatus {
+        /// The URL, without its signature.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// Waiting for a cache entry's lock took too long.
+    #[error(
+        "{}: waited {waited:?} for another process holding this cache entry's lock; \
+         raise the lock timeout or find the stuck process with `fuser`",
+        path.display()
+    )]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: std::time::Duration,
+    },
+    /// The source sent no bytes for too long.
+    #[error("{url}: no data arrived for {waited:?}; the transfer stalled")]
+    Stalled {
+        /// Where the bytes came from.
+        url: String,
+        /// How long nothing arrived.
+        waited: std::time::Duration,
+    },
+    /// The source ended before its declared length.
+    #[error("{url}: the stream ended after {got} of {expected} bytes")]
+    Truncated {
+        /// Where the bytes came from.
+        url: String,
+        /// Bytes received.
+        got: u64,
+        /// Bytes expected.
+        expected: u64,
+    },
+    /// Every attempt to fetch failed; the last failure is the cause.
+    #[error("{url}: giving up after {attempts} attempts: {last}")]
+    GaveUp {
+        /// Where the bytes came from.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last failure.
+        last: Box<StoreError>,
+    },
+    /// A directory could not be packed.
+    #[error(transparent)]
+    Pack(#[from] resource_core::archive::PackError),
+    /// An archive was refused while unpacking.
+    #[error("{url}: {cause}")]
+    Unpack {
+        /// Where the archive came from.
+        url: String,
+        /// Why it was refused.
+        cause: resource_core::archive::UnpackError,
+    },
     /// A background task died.
     #[error("internal task failed: {0}")]
     Task(String),

@@ -1,29 +1,60 @@
-//! The worker's side: fetch a resource, verify its MD5, and install it atomically under
-//! `<root>/<contentHash>`.
+//! The worker's side: fetch a resource once per node, verify its MD5, and install it atomically
+//! under `<root>/<contentHash>`.
 //!
-//! Bytes are hashed while they stream into a temporary directory beside the final one
-//! (`<contentHash>-XXXXXX`, as Toil names it); the directory is renamed into place only when the
-//! hash matches. Losing that rename to another process is success. On any error the temporary
-//! directory is removed, so nothing half-installed is ever visible.
+//! One process per node downloads a given resource: the installer holds the entry's exclusive lock
+//! (see [`crate::cache`]) while the others wait, then use the installed copy. Bytes are hashed (and
+//! archives unpacked) while they stream into a temporary directory beside the final one; it is
+//! renamed into place only when the hash matches and every archive entry passed its checks. Losing
+//! the rename to a process that does not take our locks (Toil's own worker) is success. Transient
+//! failures are resumed at the current offset, or retried; nothing wrong is ever installed.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
 
+use resource_core::archive::{self, ArchiveIndex, RECOMMENDED_TAIL_LEN, TailParse, UnpackOptions};
 use resource_core::hash::HashingReader;
-use resource_core::{Resource, ResourceKind};
+use resource_core::{ContentHash, Resource, ResourceKind};
 
+use crate::cache::{Cache, EntryLock};
 use crate::error::{Result, StoreError};
 use crate::source::ByteSource;
+use crate::transfer::{FetchPolicy, ReadAhead, ResumingReader, from_io, is_transient};
 
-/// Buffer size for streaming downloads.
+/// Buffer size for writing a file resource.
 const COPY_BUFFER_LEN: usize = 1 << 20;
+/// How often an entry may vanish (evicted by another process) between our install and our use.
+const MAX_INSTALL_ROUNDS: u32 = 3;
 
 /// A step run on the temporary directory just before it is renamed into place (Toil's download
 /// callback, used to write a module's `.stash`).
 pub type BeforeRename<'a> = &'a dyn Fn(&Path) -> io::Result<()>;
 
+/// How to install.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// How long to wait for another process that is installing the same resource.
+    pub lock_timeout: Duration,
+    /// Retries, resumption and stall detection.
+    pub fetch: FetchPolicy,
+    /// Limits for unpacking archives.
+    pub unpack: UnpackOptions,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(600),
+            fetch: FetchPolicy::default(),
+            unpack: UnpackOptions::default(),
+        }
+    }
+}
+
 /// What [`install`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Installed {
     /// The path a user of the resource opens: the file for a file resource, else the directory.
     pub path: PathBuf,
@@ -31,6 +62,8 @@ pub struct Installed {
     pub dir: PathBuf,
     /// Whether this call downloaded it (`false` when it was already installed).
     pub downloaded: bool,
+    /// A shared lock on the entry: while it is held, no `gc` or `clean` removes the entry.
+    pub hold: EntryLock,
 }
 
 /// Checks that a resource's name is one plain path component, so that it cannot escape its
@@ -46,85 +79,199 @@ pub fn check_resource_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Installs `resource` under `root` from `source`, unless it is installed already.
+/// Installs `resource` under `root` from `source`, unless it is installed already, and returns it
+/// with a shared lock held on the entry.
 pub fn install(
     resource: &Resource,
     root: &Path,
-    source: &dyn ByteSource,
+    source: Arc<dyn ByteSource>,
     before_rename: Option<BeforeRename<'_>>,
+    options: &InstallOptions,
 ) -> Result<Installed> {
     check_resource_name(&resource.name)?;
-    let dir = resource.local_dir_path(root);
-    let installed = Installed {
-        path: resource.local_path(root),
-        dir: dir.clone(),
-        downloaded: false,
-    };
-    if dir.exists() {
-        return Ok(installed);
-    }
-    std::fs::create_dir_all(root).map_err(|source| StoreError::io(root, source))?;
-    let temp = tempfile::Builder::new()
-        .prefix(&format!("{}-", resource.content_hash))
-        .tempdir_in(root)
-        .map_err(|source| StoreError::io(root, source))?;
-    match resource.kind {
-        ResourceKind::File => fetch_file(resource, source, temp.path())?,
-        other => {
-            return Err(StoreError::UnsupportedUrl {
-                url: resource.url.clone(),
-                reason: format!("{other} resources are not supported by this build"),
+    let cache = Cache::new(root);
+    cache.create()?;
+    let hash = &resource.content_hash;
+    let dir = cache.entry_dir(hash);
+    let mut downloaded = false;
+    for _ in 0..MAX_INSTALL_ROUNDS {
+        let hold = cache.lock_shared(hash, options.lock_timeout)?;
+        if dir.exists() {
+            return Ok(Installed {
+                path: resource.local_path(root),
+                dir,
+                downloaded,
+                hold,
             });
         }
-    }
-    if let Some(step) = before_rename {
-        step(temp.path()).map_err(|source| StoreError::io(temp.path(), source))?;
-    }
-    let temp_path = temp.keep();
-    match std::fs::rename(&temp_path, &dir) {
-        Ok(()) => Ok(Installed {
-            downloaded: true,
-            ..installed
-        }),
-        Err(error) if dir.exists() => {
-            // Another process installed the same content first; ours is a duplicate.
-            let _ = error;
-            let _ = std::fs::remove_dir_all(&temp_path);
-            Ok(installed)
+        drop(hold);
+        let _exclusive = cache.lock_exclusive(hash, options.lock_timeout)?;
+        if !dir.exists() {
+            cache.sweep_temporaries_of(hash)?;
+            let size = fetch_with_retries(resource, &cache, &source, before_rename, options)?;
+            downloaded = true;
+            cache.write_meta(hash, resource.kind, &resource.name, size)?;
         }
-        Err(source) => {
-            let _ = std::fs::remove_dir_all(&temp_path);
-            Err(StoreError::io(&dir, source))
+    }
+    Err(StoreError::Task(format!(
+        "{}: the entry was removed by another process {MAX_INSTALL_ROUNDS} times right after it was installed",
+        dir.display()
+    )))
+}
+
+/// Fetches into a fresh temporary directory per attempt and renames it into place; returns the
+/// bytes of content installed.
+fn fetch_with_retries(
+    resource: &Resource,
+    cache: &Cache,
+    source: &Arc<dyn ByteSource>,
+    before_rename: Option<BeforeRename<'_>>,
+    options: &InstallOptions,
+) -> Result<u64> {
+    let policy = &options.fetch;
+    let mut backoff = policy.first_backoff;
+    let mut content_failures = 0;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let temp = cache.temp_dir(&resource.content_hash)?;
+        let error = match fetch_into(resource, source, temp.path(), options) {
+            Ok(size) => {
+                if let Some(step) = before_rename {
+                    step(temp.path()).map_err(|cause| StoreError::io(temp.path(), cause))?;
+                }
+                let dir = cache.entry_dir(&resource.content_hash);
+                let temp_path = temp.keep();
+                return match std::fs::rename(&temp_path, &dir) {
+                    Ok(()) => Ok(size),
+                    // A process that does not take our locks (Toil's worker) installed it first.
+                    Err(_) if dir.exists() => {
+                        let _ = std::fs::remove_dir_all(&temp_path);
+                        Ok(size)
+                    }
+                    Err(cause) => {
+                        let _ = std::fs::remove_dir_all(&temp_path);
+                        Err(StoreError::io(&dir, cause))
+                    }
+                };
+            }
+            Err(error) => error,
+        };
+        // Wrong bytes may be damage in transit, worth one more try; a second time they are what
+        // the store holds.
+        let retry = if is_transient(&error) {
+            true
+        } else if matches!(
+            error,
+            StoreError::ContentMismatch { .. } | StoreError::Unpack { .. }
+        ) {
+            content_failures += 1;
+            content_failures < 2
+        } else {
+            false
+        };
+        if !retry {
+            return Err(error);
         }
+        if attempt >= policy.attempts {
+            return Err(StoreError::GaveUp {
+                url: resource.url.clone(),
+                attempts: attempt,
+                last: Box::new(error),
+            });
+        }
+        thread::sleep(backoff);
+        backoff = backoff.saturating_mul(2);
     }
 }
 
-fn fetch_file(resource: &Resource, source: &dyn ByteSource, temp_dir: &Path) -> Result<()> {
-    let target = temp_dir.join(&resource.name);
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&target)
-        .map_err(|source| StoreError::io(&target, source))?;
-    let mut reader = HashingReader::new(source.open()?);
-    let mut buffer = vec![0u8; COPY_BUFFER_LEN];
-    loop {
-        let read = reader
-            .read(&mut buffer)
-            .map_err(|cause| StoreError::io(source.location(), cause))?;
-        if read == 0 {
-            break;
+/// One attempt: stream, hash, and write or unpack into `temp_dir`; returns the bytes installed.
+fn fetch_into(
+    resource: &Resource,
+    source: &Arc<dyn ByteSource>,
+    temp_dir: &Path,
+    options: &InstallOptions,
+) -> Result<u64> {
+    let location = source.location().to_owned();
+    let len = source.len()?;
+    let index = match resource.kind {
+        ResourceKind::File => None,
+        _ => Some(read_index(source.as_ref(), len)?),
+    };
+    let resuming = ResumingReader::new(Arc::clone(source), len, &options.fetch);
+    let stream = ReadAhead::spawn(resuming, &location, options.fetch.stall_timeout)
+        .map_err(|cause| StoreError::io(&location, cause))?;
+    let mut reader = HashingReader::new(stream);
+    let size = match &index {
+        None => write_file(&mut reader, &temp_dir.join(&resource.name), &location)?,
+        Some(index) => {
+            let summary = archive::unpack(index, &mut reader, temp_dir, &options.unpack)
+                .map_err(|source| unpack_error(source, &location))?;
+            summary.bytes
         }
-        out.write_all(&buffer[..read])
-            .map_err(|source| StoreError::io(&target, source))?;
-    }
+    };
     let (_, actual) = reader.finish();
-    if actual != resource.content_hash {
+    check_hash(&resource.content_hash, actual, &location)?;
+    Ok(size)
+}
+
+fn check_hash(expected: &ContentHash, actual: ContentHash, location: &str) -> Result<()> {
+    if &actual != expected {
         return Err(StoreError::ContentMismatch {
-            url: source.location().to_owned(),
-            expected: resource.content_hash.clone(),
+            url: location.to_owned(),
+            expected: expected.clone(),
             actual,
         });
     }
     Ok(())
+}
+
+/// An unpacking failure; a failed read underneath it is reported as the transfer error it is.
+fn unpack_error(error: archive::UnpackError, location: &str) -> StoreError {
+    match error {
+        archive::UnpackError::Read { source, .. } => from_io(source, location),
+        cause => StoreError::Unpack {
+            url: location.to_owned(),
+            cause,
+        },
+    }
+}
+
+/// Reads the archive's central directory from its tail.
+fn read_index(source: &dyn ByteSource, len: u64) -> Result<ArchiveIndex> {
+    let location = source.location();
+    let mut want = RECOMMENDED_TAIL_LEN.min(len);
+    loop {
+        let tail = source.read_tail(want)?;
+        match ArchiveIndex::from_tail(&tail, len).map_err(|error| unpack_error(error, location))? {
+            TailParse::Index(index) => return Ok(index),
+            TailParse::NeedTail(more) if more > want => want = more,
+            TailParse::NeedTail(_) => {
+                return Err(StoreError::Task(format!(
+                    "{location}: the archive index asked for no more bytes than it had"
+                )));
+            }
+        }
+    }
+}
+
+fn write_file(reader: &mut impl Read, target: &Path, location: &str) -> Result<u64> {
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|cause| StoreError::io(target, cause))?;
+    let mut buffer = vec![0u8; COPY_BUFFER_LEN];
+    let mut total = 0u64;
+    loop {
+        let read = reader
+            .read(&mut buffer)
+            .map_err(|error| from_io(error, location))?;
+        if read == 0 {
+            return Ok(total);
+        }
+        out.write_all(&buffer[..read])
+            .map_err(|cause| StoreError::io(target, cause))?;
+        total += read as u64;
+    }
 }

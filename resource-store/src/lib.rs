@@ -24,23 +24,31 @@
 //! // Worker: fetch, verify and install it under a root directory.
 //! let root = scratch.path().join("root");
 //! let source = open_url(&published.resource.url)?;
-//! let installed = install(&published.resource, &root, source.as_ref(), None)?;
+//! let installed = install(&published.resource, &root, source, None, &Default::default())?;
 //! assert_eq!(std::fs::read_to_string(&installed.path)?, "print('hello from the leader')\n");
 //! # Ok(())
 //! # }
 //! ```
 
+pub mod cache;
 pub mod error;
+pub mod fault;
+pub mod http;
 pub mod install;
 pub mod locator;
 pub mod publish;
 pub mod source;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod transfer;
 pub mod url;
 
+pub use cache::Cache;
 pub use error::{Result, StoreError};
-pub use install::{Installed, install};
+pub use install::{InstallOptions, Installed, install};
 pub use locator::StoreLocator;
-pub use publish::{PublishOptions, Published, publish};
+pub use publish::{DryRun, PublishOptions, Published, dry_run, publish};
 pub use source::{ByteSource, open_url};
 pub use store::JobStore;
+pub use transfer::FetchPolicy;

@@ -1,8 +1,12 @@
 //! The leader's side: turn a path into a stored, registered-ready resource.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use resource_core::archive::{self, PackOptions, PackPlan};
+use resource_core::hash::HashingWriter;
 use resource_core::{ContentHash, PathHash, Resource, ResourceKind};
 
 use crate::error::{Result, StoreError};
@@ -16,6 +20,8 @@ const READ_BUFFER_LEN: usize = 1 << 20;
 pub struct PublishOptions {
     /// The kind to publish as; detected from the path when `None`.
     pub kind: Option<ResourceKind>,
+    /// How directories and virtualenvs are packed.
+    pub pack: PackOptions,
 }
 
 /// What [`publish`] did.
@@ -27,6 +33,27 @@ pub struct Published {
     pub uploaded: bool,
     /// The size of the stored object.
     pub stored_bytes: u64,
+}
+
+/// What [`dry_run`] found: the resource that `publish` would store, without storing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRun {
+    /// The kind it would be published as.
+    pub kind: ResourceKind,
+    /// Its name.
+    pub name: String,
+    /// The path hash.
+    pub path_hash: PathHash,
+    /// Regular files (1 for a file resource).
+    pub files: u64,
+    /// Directory entries.
+    pub dirs: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// The size of what would be stored (the archive, or the file).
+    pub stored_bytes: u64,
+    /// The content hash of what would be stored.
+    pub content_hash: ContentHash,
 }
 
 /// The kind a leader path would be published as, checking it exists and is usable.
@@ -47,6 +74,10 @@ pub fn detect_kind(path: &Path, requested: Option<ResourceKind>) -> Result<Resou
     };
     match requested {
         None if meta.is_file() => Ok(ResourceKind::File),
+        // A virtualenv's `site-packages` ships as Toil ships one, as a virtualenv resource.
+        None if meta.is_dir() && path.file_name() == Some(OsStr::new("site-packages")) => {
+            Ok(ResourceKind::VirtualEnv)
+        }
         None if meta.is_dir() => Ok(ResourceKind::Directory),
         None => Err(StoreError::NotAFileOrDirectory {
             path: path.to_path_buf(),
@@ -80,10 +111,49 @@ pub fn resource_name(path: &Path) -> Result<String> {
     })
 }
 
+/// What a kind of resource streams into the store: a file's bytes, or a directory's archive.
+enum Content {
+    File(PathBuf),
+    Archive(PackPlan),
+}
+
+impl Content {
+    /// Walks and checks the path; every refusal happens here, before the store is touched.
+    fn prepare(path: &Path, kind: ResourceKind, options: &PackOptions) -> Result<Self> {
+        match kind {
+            ResourceKind::File => Ok(Self::File(path.to_path_buf())),
+            _ => Ok(Self::Archive(archive::plan(path, kind, options)?)),
+        }
+    }
+
+    fn write(&self, out: &mut dyn Write) -> Result<u64> {
+        match self {
+            Self::File(path) => copy_file(path, out),
+            Self::Archive(plan) => Ok(plan.write(out)?.archive_len),
+        }
+    }
+
+    fn measure(&self) -> Result<(u64, ContentHash)> {
+        let mut out = HashingWriter::new(std::io::sink());
+        let len = self.write(&mut out)?;
+        Ok((len, out.finish().1))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Task(error.to_string()))?
+}
+
 /// Stores the resource made from `leader_path` in `store` and returns it, ready to register.
 ///
-/// The bytes are streamed in constant memory and hashed on the way. When the store already holds
-/// the same content under the same path hash, nothing is uploaded.
+/// Files are stored as they are; directories and virtualenvs as a deterministic zip archive.
+/// Everything is checked before the store is touched, the bytes are streamed in constant memory
+/// and hashed on the way. When the store already holds the same content under the same path
+/// hash, nothing is uploaded.
 pub async fn publish(
     store: &JobStore,
     leader_path: &Path,
@@ -92,59 +162,60 @@ pub async fn publish(
     let kind = detect_kind(leader_path, options.kind)?;
     let name = resource_name(leader_path)?;
     let path_hash = PathHash::of_path(leader_path);
-    match kind {
-        ResourceKind::File => publish_file(store, leader_path, name, path_hash).await,
-        other => Err(StoreError::KindMismatch {
-            path: leader_path.to_path_buf(),
-            kind: other.short_name(),
-            reason: "directory and virtualenv resources are not supported by this build".into(),
-        }),
-    }
-}
-
-async fn publish_file(
-    store: &JobStore,
-    leader_path: &Path,
-    name: String,
-    path_hash: PathHash,
-) -> Result<Published> {
     let shared_name = path_hash.to_string();
     let url = store.url_for(&shared_name)?;
+    let path = leader_path.to_path_buf();
+    let pack = options.pack.clone();
+    let content = Arc::new(blocking(move || Content::prepare(&path, kind, &pack)).await?);
+    let resource = |content_hash| Resource {
+        kind,
+        name: name.clone(),
+        path_hash: path_hash.clone(),
+        url: url.clone(),
+        content_hash,
+    };
+
     if let Some(record) = store.recorded(&shared_name).await? {
-        let path = leader_path.to_path_buf();
-        let (content_hash, size) = tokio::task::spawn_blocking(move || hash_file(&path))
-            .await
-            .map_err(|error| StoreError::Task(error.to_string()))??;
-        if content_hash == record.content_hash && record.kind == ResourceKind::File.short_name() {
+        let measured = Arc::clone(&content);
+        let (size, content_hash) = blocking(move || measured.measure()).await?;
+        if content_hash == record.content_hash && record.kind == kind.short_name() {
             return Ok(Published {
-                resource: Resource {
-                    kind: ResourceKind::File,
-                    name,
-                    path_hash,
-                    url,
-                    content_hash,
-                },
+                resource: resource(content_hash),
                 uploaded: false,
                 stored_bytes: size,
             });
         }
     }
-    let path = leader_path.to_path_buf();
     let uploaded = store
-        .upload(&shared_name, ResourceKind::File, move |out| {
-            copy_file(&path, out)
-        })
+        .upload(&shared_name, kind, move |out| content.write(out))
         .await?;
     Ok(Published {
-        resource: Resource {
-            kind: ResourceKind::File,
-            name,
-            path_hash,
-            url,
-            content_hash: uploaded.content_hash,
-        },
+        resource: resource(uploaded.content_hash),
         uploaded: true,
         stored_bytes: uploaded.size,
+    })
+}
+
+/// What `publish` would store for `leader_path`, computed without a store: counts, sizes and the
+/// content hash.
+pub fn dry_run(leader_path: &Path, options: &PublishOptions) -> Result<DryRun> {
+    let kind = detect_kind(leader_path, options.kind)?;
+    let name = resource_name(leader_path)?;
+    let content = Content::prepare(leader_path, kind, &options.pack)?;
+    let (stored_bytes, content_hash) = content.measure()?;
+    let (files, dirs, bytes) = match &content {
+        Content::File(_) => (1, 0, stored_bytes),
+        Content::Archive(plan) => (plan.file_count(), plan.dir_count(), plan.file_bytes()),
+    };
+    Ok(DryRun {
+        kind,
+        name,
+        path_hash: PathHash::of_path(leader_path),
+        files,
+        dirs,
+        bytes,
+        stored_bytes,
+        content_hash,
     })
 }
 
@@ -163,10 +234,4 @@ fn copy_file(path: &Path, out: &mut dyn Write) -> Result<u64> {
             .map_err(|source| StoreError::io(path, source))?;
         total += read as u64;
     }
-}
-
-fn hash_file(path: &Path) -> Result<(ContentHash, u64)> {
-    let mut writer = resource_core::hash::HashingWriter::new(std::io::sink());
-    let size = copy_file(path, &mut writer)?;
-    Ok((writer.finish().1, size))
 }

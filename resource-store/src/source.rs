@@ -2,6 +2,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Result, StoreError};
 use crate::url::file_url_path;
@@ -21,8 +22,14 @@ pub trait ByteSource: Send + Sync {
     }
     /// The last `len` bytes (all of them if there are fewer).
     fn read_tail(&self, len: u64) -> Result<Vec<u8>>;
-    /// A stream of all the bytes from the start.
-    fn open(&self) -> Result<Box<dyn Read + Send>>;
+    /// A stream of the bytes from `offset` to the end (used to resume an interrupted transfer).
+    fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>>;
+}
+
+impl std::fmt::Debug for dyn ByteSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.location())
+    }
 }
 
 /// A local file, reached through a `file:` URL.
@@ -77,19 +84,25 @@ impl ByteSource for LocalFileSource {
         Ok(tail)
     }
 
-    fn open(&self) -> Result<Box<dyn Read + Send>> {
-        Ok(Box::new(self.open_file()?))
+    fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
+        let mut file = self.open_file()?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|cause| StoreError::io(&self.path, cause))?;
+        Ok(Box::new(file))
     }
 }
 
-/// The source for a resource URL. This build reads `file:` URLs.
-pub fn open_url(url: &str) -> Result<Box<dyn ByteSource>> {
+/// The source for a resource URL: `file:`, `http:` or `https:`.
+pub fn open_url(url: &str) -> Result<Arc<dyn ByteSource>> {
     if url.starts_with("file:") {
-        return Ok(Box::new(LocalFileSource::from_url(url)?));
+        return Ok(Arc::new(LocalFileSource::from_url(url)?));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(Arc::new(crate::http::HttpSource::new(url)));
     }
     let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
     Err(StoreError::UnsupportedUrl {
         url: url.to_owned(),
-        reason: format!("the {scheme:?} scheme is not supported by this build; use a file: URL"),
+        reason: format!("the {scheme:?} scheme is not supported; use a file: or http(s): URL"),
     })
 }

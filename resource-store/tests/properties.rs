@@ -42,7 +42,8 @@ fn round_trip(name: &str, content: &[u8]) -> Result<(), TestCaseError> {
 
     let root = scratch.path().join("root");
     let source = open_url(&resource.url).map_err(|e| fail(&e))?;
-    let installed = install(&resource, &root, source.as_ref(), None).map_err(|e| fail(&e))?;
+    let installed =
+        install(&resource, &root, source, None, &Default::default()).map_err(|e| fail(&e))?;
     prop_assert!(installed.downloaded);
     let expected = root.join(resource.content_hash.as_str()).join(name);
     prop_assert_eq!(&installed.path, &expected);

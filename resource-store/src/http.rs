@@ -1,0 +1,158 @@
+//! Fetching a resource over `http(s)`: presigned store URLs or any web server.
+//!
+//! The size comes from a one-byte range request (presigned URLs allow only the signed method, so
+//! no `HEAD`), the archive's tail from a suffix range, and an interrupted transfer resumes with an
+//! open range from the current offset. A server that ignores ranges still works, at the cost of
+//! reading what it sends. Responses are never decompressed: the MD5 covers the bytes as stored.
+
+use std::io::{self, Read};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::error::{Result, StoreError};
+use crate::source::ByteSource;
+
+/// The time to connect and to receive response headers.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A resource behind an `http:` or `https:` URL.
+#[derive(Debug)]
+pub struct HttpSource {
+    url: String,
+    shown_as: String,
+    agent: ureq::Agent,
+    len: OnceLock<u64>,
+}
+
+/// The URL without its query, which for presigned URLs holds the signature: safe to print.
+pub fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_owned(),
+    }
+}
+
+impl HttpSource {
+    /// A source for `url`.
+    pub fn new(url: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+            // Status codes are examined here, to tell what is worth retrying.
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            url: url.to_owned(),
+            shown_as: redact_query(url),
+            agent,
+            len: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, range: Option<String>) -> Result<ureq::http::Response<ureq::Body>> {
+        let mut request = self.agent.get(&self.url);
+        if let Some(range) = range {
+            request = request.header("Range", range);
+        }
+        let response = request.call().map_err(|error| StoreError::Http {
+            url: self.shown_as.clone(),
+            cause: error.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        if status >= 400 && status != 416 {
+            return Err(StoreError::HttpStatus {
+                url: self.shown_as.clone(),
+                status,
+                hint: status_hint(status),
+            });
+        }
+        Ok(response)
+    }
+
+    fn probe_len(&self) -> Result<u64> {
+        let response = self.get(Some("bytes=0-0".into()))?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let total = match response.status().as_u16() {
+            // `Content-Range: bytes 0-0/TOTAL`, or `bytes */0` for an empty object.
+            206 | 416 => header("content-range").and_then(|range| {
+                range
+                    .rsplit_once('/')
+                    .and_then(|(_, total)| total.parse().ok())
+            }),
+            _ => header("content-length").and_then(|len| len.parse().ok()),
+        };
+        total.ok_or_else(|| StoreError::Http {
+            url: self.shown_as.clone(),
+            cause: "the server gave no size (no Content-Range or Content-Length)".into(),
+        })
+    }
+}
+
+/// What to tell a user for an HTTP error status.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        403 => {
+            "forbidden: the URL has expired or its signature is wrong; run `resource refresh` on the leader to re-sign it"
+        }
+        404 => "no such object: the resource was deleted from the job store; create it again",
+        408 | 429 => "the server is busy; retried",
+        500..=599 => "the server failed; retried",
+        _ => "the request was refused",
+    }
+}
+
+impl ByteSource for HttpSource {
+    fn location(&self) -> &str {
+        &self.shown_as
+    }
+
+    fn len(&self) -> Result<u64> {
+        if let Some(len) = self.len.get() {
+            return Ok(*len);
+        }
+        let len = self.probe_len()?;
+        Ok(*self.len.get_or_init(|| len))
+    }
+
+    fn read_tail(&self, len: u64) -> Result<Vec<u8>> {
+        let total = self.len()?;
+        let wanted = len.min(total);
+        if wanted == 0 {
+            return Ok(Vec::new());
+        }
+        let response = self.get(Some(format!("bytes=-{wanted}")))?;
+        let ranged = response.status().as_u16() == 206;
+        let mut body = response.into_body().into_reader();
+        if !ranged {
+            // The server sent everything: keep the end.
+            let mut skip = io::sink();
+            io::copy(&mut (&mut body).take(total - wanted), &mut skip)
+                .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
+        }
+        let mut tail = Vec::with_capacity(usize::try_from(wanted).unwrap_or(0));
+        body.take(wanted)
+            .read_to_end(&mut tail)
+            .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
+        Ok(tail)
+    }
+
+    fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
+        let range = (offset > 0).then(|| format!("bytes={offset}-"));
+        let response = self.get(range)?;
+        let ranged = response.status().as_u16() == 206;
+        let mut body = response.into_body().into_reader();
+        if offset > 0 && !ranged {
+            io::copy(&mut (&mut body).take(offset), &mut io::sink())
+                .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
+        }
+        Ok(Box::new(body))
+    }
+}

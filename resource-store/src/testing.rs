@@ -1,0 +1,226 @@
+//! A small HTTP file server for tests and benchmarks: it serves a directory with range support,
+//! counts requests, and can answer the first requests with an error status.
+//!
+//! Enabled by the `testing` feature; it listens on 127.0.0.1 only and stops when dropped.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// What the server saw for one path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Every GET.
+    pub requests: u32,
+    /// GETs of the whole object, or of an open range starting at 0: full downloads.
+    pub full_downloads: u32,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    counts: Mutex<HashMap<String, RequestCounts>>,
+    fail_next: AtomicU32,
+    fail_status: AtomicU32,
+    stopping: AtomicBool,
+}
+
+/// A running server; stops when dropped.
+#[derive(Debug)]
+pub struct HttpFileServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl HttpFileServer {
+    /// Serves the files in `dir` on a free port of 127.0.0.1.
+    pub fn serve(dir: &Path) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let dir = dir.to_path_buf();
+        let accepting = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("test-http".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if accepting.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let shared = Arc::clone(&accepting);
+                    let dir = dir.clone();
+                    let _ = thread::Builder::new().spawn(move || {
+                        let _ = handle(stream, &dir, &shared);
+                    });
+                }
+            })?;
+        Ok(Self { addr, shared })
+    }
+
+    /// The URL of a file served from the directory.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}/{name}", self.addr)
+    }
+
+    /// What was asked for `name` so far.
+    pub fn counts(&self, name: &str) -> RequestCounts {
+        self.shared
+            .counts
+            .lock()
+            .map(|counts| counts.get(&format!("/{name}")).copied().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Answers the next `count` requests with `status` instead of content.
+    pub fn fail_next(&self, count: u32, status: u16) {
+        self.shared
+            .fail_status
+            .store(u32::from(status), Ordering::SeqCst);
+        self.shared.fail_next.store(count, Ordering::SeqCst);
+    }
+}
+
+impl Drop for HttpFileServer {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the accepting thread so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn handle(stream: TcpStream, dir: &Path, shared: &Shared) -> io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_owned());
+            }
+        }
+    }
+    let mut out = stream;
+    let mut parts = request_line.split_whitespace();
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return respond(&mut out, 400, &[], &[]);
+    };
+    let path = target.split('?').next().unwrap_or(target).to_owned();
+    if method != "GET" {
+        return respond(&mut out, 405, &[], &[]);
+    }
+    if shared
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+    {
+        let status = u16::try_from(shared.fail_status.load(Ordering::SeqCst)).unwrap_or(500);
+        return respond(&mut out, status, &[], b"injected failure");
+    }
+    let file_path: PathBuf = dir.join(path.trim_start_matches('/'));
+    let Ok(mut file) = std::fs::File::open(&file_path) else {
+        return respond(&mut out, 404, &[], b"not found");
+    };
+    let len = file.metadata()?.len();
+    let span = range.as_deref().and_then(|range| parse_range(range, len));
+    if let Ok(mut counts) = shared.counts.lock() {
+        let entry = counts.entry(path).or_default();
+        entry.requests += 1;
+        let whole = match span {
+            None => true,
+            Some(Some((start, end))) => start == 0 && end + 1 == len && len > 1,
+            Some(None) => false,
+        };
+        if whole {
+            entry.full_downloads += 1;
+        }
+    }
+    match span {
+        None => {
+            respond_head(&mut out, 200, &[("Content-Length", len.to_string())])?;
+            io::copy(&mut file, &mut out)?;
+        }
+        Some(None) => {
+            respond(
+                &mut out,
+                416,
+                &[("Content-Range", format!("bytes */{len}"))],
+                &[],
+            )?;
+        }
+        Some(Some((start, end))) => {
+            file.seek(SeekFrom::Start(start))?;
+            let count = end + 1 - start;
+            respond_head(
+                &mut out,
+                206,
+                &[
+                    ("Content-Length", count.to_string()),
+                    ("Content-Range", format!("bytes {start}-{end}/{len}")),
+                ],
+            )?;
+            io::copy(&mut file.take(count), &mut out)?;
+        }
+    }
+    out.flush()
+}
+
+/// `Some(Some((start, end)))` for a satisfiable range, `Some(None)` for an unsatisfiable one,
+/// `None` for no usable range header.
+fn parse_range(range: &str, len: u64) -> Option<Option<(u64, u64)>> {
+    let spec = range.strip_prefix("bytes=")?;
+    let (start, end) = spec.split_once('-')?;
+    let (start, end) = if start.is_empty() {
+        let suffix: u64 = end.parse().ok()?;
+        (len.saturating_sub(suffix), len.checked_sub(1)?)
+    } else {
+        let start: u64 = start.parse().ok()?;
+        let end = if end.is_empty() {
+            len.checked_sub(1)
+        } else {
+            end.parse::<u64>()
+                .ok()
+                .map(|end| end.min(len.saturating_sub(1)))
+        };
+        match end {
+            Some(end) => (start, end),
+            None => return Some(None),
+        }
+    };
+    if start >= len || start > end {
+        return Some(None);
+    }
+    Some(Some((start, end)))
+}
+
+fn respond_head(out: &mut TcpStream, status: u16, headers: &[(&str, String)]) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())
+}
+
+fn respond(
+    out: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> io::Result<()> {
+    let mut headers = headers.to_vec();
+    headers.push(("Content-Length", body.len().to_string()));
+    respond_head(out, status, &headers)?;
+    out.write_all(body)?;
+    out.flush()
+}

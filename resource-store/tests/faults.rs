@@ -1,0 +1,238 @@
+//! Every injected fault is detected, transient ones are recovered, and nothing wrong is installed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use resource_core::Resource;
+use resource_store::fault::{Fault, FaultySource};
+use resource_store::testing::HttpFileServer;
+use resource_store::{
+    ByteSource, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreError, StoreLocator,
+    install, open_url, publish,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Deterministic bytes that do not compress or repeat.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+struct Fixture {
+    _scratch: tempfile::TempDir,
+    leader: PathBuf,
+    store_dir: PathBuf,
+    file: Resource,
+    dir: Resource,
+}
+
+fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
+    let scratch = tempfile::tempdir()?;
+    let leader = scratch.path().join("leader");
+    std::fs::create_dir_all(leader.join("tree/sub"))?;
+    std::fs::write(leader.join("blob.bin"), noise(3 << 20, 1))?;
+    std::fs::write(leader.join("tree/a.bin"), noise(2 << 20, 2))?;
+    std::fs::write(leader.join("tree/sub/b.bin"), noise(1 << 20, 3))?;
+    std::fs::write(leader.join("tree/small.py"), "x = 1\n")?;
+    let store_dir = scratch.path().join("store");
+    let store = JobStore::open(&StoreLocator::directory(&store_dir)?)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let options = PublishOptions::default();
+    let file = runtime
+        .block_on(publish(&store, &leader.join("blob.bin"), &options))?
+        .resource;
+    let dir = runtime
+        .block_on(publish(&store, &leader.join("tree"), &options))?
+        .resource;
+    Ok(Fixture {
+        _scratch: scratch,
+        leader,
+        store_dir,
+        file,
+        dir,
+    })
+}
+
+fn quick_options() -> InstallOptions {
+    InstallOptions {
+        fetch: FetchPolicy {
+            first_backoff: Duration::from_millis(1),
+            stall_timeout: Duration::from_millis(300),
+            ..FetchPolicy::default()
+        },
+        ..InstallOptions::default()
+    }
+}
+
+/// The names in a directory, hidden cache folders aside.
+fn visible_entries(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn same_tree(a: &Path, b: &Path) -> Result<bool, std::io::Error> {
+    let mut left: Vec<_> = walk(a)?;
+    let mut right: Vec<_> = walk(b)?;
+    left.sort();
+    right.sort();
+    Ok(left == right)
+}
+
+fn walk(root: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, std::io::Error> {
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            if path.is_dir() {
+                pending.push(path);
+                out.push((relative, Vec::new()));
+            } else {
+                out.push((relative, std::fs::read(&path)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+const FAULTS: [Fault; 5] = [
+    Fault::Truncate { at: (1 << 20) + 7 },
+    Fault::FlipByte { at: (2 << 20) + 3 },
+    Fault::FailMidStream { at: (1 << 20) + 5 },
+    Fault::Stall {
+        at: 100,
+        pause: Duration::from_millis(1500),
+    },
+    Fault::RefuseOpen,
+];
+
+fn check(fixture: &Fixture, resource: &Resource, fault: Fault, transient: bool) -> TestResult {
+    let root = tempfile::tempdir()?;
+    let inner = open_url(&resource.url)?;
+    let faulty = Arc::new(FaultySource::new(
+        inner,
+        fault,
+        if transient { 1 } else { u32::MAX },
+    ));
+    let source: Arc<dyn ByteSource> = faulty.clone();
+    let result = install(resource, root.path(), source, None, &quick_options());
+    let label = format!(
+        "{fault:?} on {} ({})",
+        resource.kind,
+        if transient { "transient" } else { "permanent" }
+    );
+    if transient {
+        let installed = result.map_err(|error| format!("{label}: {error}"))?;
+        assert!(faulty.transfers() >= 2, "{label}: the fault was never hit");
+        let original = fixture.leader.join(&resource.name);
+        if original.is_dir() {
+            assert!(
+                same_tree(&original, &installed.path)?,
+                "{label}: tree differs"
+            );
+        } else {
+            assert_eq!(
+                std::fs::read(&installed.path)?,
+                std::fs::read(&original)?,
+                "{label}"
+            );
+        }
+        assert_eq!(
+            visible_entries(root.path()),
+            [resource.content_hash.to_string()],
+            "{label}"
+        );
+    } else {
+        let error = result
+            .err()
+            .ok_or_else(|| format!("{label}: a permanent fault went unnoticed"))?;
+        assert!(
+            visible_entries(root.path()).is_empty(),
+            "{label}: left behind {:?} after {error}",
+            visible_entries(root.path())
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn every_fault_is_detected_and_transient_ones_are_recovered() -> TestResult {
+    let fixture = fixture()?;
+    for resource in [&fixture.file, &fixture.dir] {
+        for fault in FAULTS {
+            check(&fixture, resource, fault, true)?;
+            check(&fixture, resource, fault, false)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn http_downloads_retry_busy_servers_and_fail_fast_on_missing_objects() -> TestResult {
+    let fixture = fixture()?;
+    let server = HttpFileServer::serve(&fixture.store_dir.join("shared"))?;
+    for resource in [&fixture.file, &fixture.dir] {
+        let name = resource.path_hash.to_string();
+        let over_http = Resource {
+            url: server.url(&name),
+            ..resource.clone()
+        };
+        let root = tempfile::tempdir()?;
+        server.fail_next(2, 503);
+        let installed = install(
+            &over_http,
+            root.path(),
+            open_url(&over_http.url)?,
+            None,
+            &quick_options(),
+        )?;
+        assert!(installed.downloaded);
+        assert_eq!(
+            server.counts(&name).full_downloads,
+            1,
+            "{:?}",
+            server.counts(&name)
+        );
+
+        let missing = Resource {
+            url: server.url("no-such-object"),
+            ..resource.clone()
+        };
+        let other_root = tempfile::tempdir()?;
+        let error = install(
+            &missing,
+            other_root.path(),
+            open_url(&missing.url)?,
+            None,
+            &quick_options(),
+        )
+        .err()
+        .ok_or("a missing object must fail")?;
+        assert!(
+            matches!(error, StoreError::HttpStatus { status: 404, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("create it again"), "{error}");
+        assert!(visible_entries(other_root.path()).is_empty());
+    }
+    Ok(())
+}
