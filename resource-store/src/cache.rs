@@ -67,6 +67,9 @@ pub struct CacheEntry {
     pub last_used: u64,
     /// Whether a process holds the entry's lock right now.
     pub in_use: bool,
+    /// Last use with full precision, for ordering.
+    #[serde(skip)]
+    last_used_precise: Duration,
 }
 
 /// What [`Cache::gc`] did.
@@ -302,18 +305,21 @@ impl Cache {
                 .or_else(|_| entry.metadata().and_then(|meta| meta.modified()))
                 .ok()
                 .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map_or(0, |since| since.as_secs());
+                .unwrap_or_default();
             let in_use = self.try_lock_exclusive(&hash)?.is_none();
             entries.push(CacheEntry {
                 content_hash: hash,
                 kind: meta.as_ref().map(|meta| meta.kind.clone()),
                 name: meta.map(|meta| meta.name),
                 size,
-                last_used,
+                last_used: last_used.as_secs(),
                 in_use,
+                last_used_precise: last_used,
             });
         }
-        entries.sort_by(|a, b| (a.last_used, &a.content_hash).cmp(&(b.last_used, &b.content_hash)));
+        entries.sort_by(|a, b| {
+            (a.last_used_precise, &a.content_hash).cmp(&(b.last_used_precise, &b.content_hash))
+        });
         Ok(entries)
     }
 
