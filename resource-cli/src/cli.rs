@@ -27,6 +27,8 @@ pub enum Command {
     Lookup(LookupArgs),
     /// Fetch, verify and install the resource registered for PATH; print its local path.
     Download(DownloadArgs),
+    /// Re-sign the URL of the resource registered for PATH and print the new export line.
+    Refresh(RefreshArgs),
     /// Remove the root of local copies (Toil's cleanSystem), sparing entries in use.
     Clean(CleanArgs),
     /// Inspect and trim the root of local copies.
@@ -98,9 +100,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 pub struct CreateArgs {
     /// The leader path to ship: a file or a directory.
     pub path: PathBuf,
-    /// The job store: a directory path or a file: URL (created if missing).
-    #[arg(long, value_name = "LOCATOR")]
-    pub store: String,
+    /// Where to store it.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Publish as this kind instead of detecting it (file, dir, venv).
     #[arg(long, value_name = "KIND")]
     pub kind: Option<ResourceKind>,
@@ -113,6 +115,39 @@ pub struct CreateArgs {
     /// Report files, bytes, archive size and content hash; store nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A job store and how to reach it.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The job store: a directory path or file: URL (created if missing), s3://BUCKET[/PREFIX],
+    /// gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX], aws:REGION:NAME or google:PROJECT:NAME.
+    /// Credentials come from the standard AWS_*, GOOGLE_* and AZURE_* variables.
+    #[arg(long = "store", value_name = "LOCATOR")]
+    pub locator: String,
+    /// The endpoint of an S3-compatible service, an Azure emulator or a GCS server.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// How long presigned URLs stay valid, in seconds (at most 604800, 7 days).
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub url_ttl: u64,
+    /// Hand workers direct s3://, gs:// or az:// URLs (they need credentials) instead of
+    /// presigned ones.
+    #[arg(long)]
+    pub direct_url: bool,
+}
+
+/// `resource refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// The leader path, exactly as it was given to `create`.
+    pub path: PathBuf,
+    /// The store the resource was created in.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print one JSON object instead of the export line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How a directory is packed into its archive.

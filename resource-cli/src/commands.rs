@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use resource_core::archive::PackOptions;
 use resource_core::registry::{self, ROOT_VAR};
-use resource_store::{Cache, InstallOptions, JobStore, PublishOptions, StoreLocator};
+use resource_store::{Cache, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreLocator};
 use serde::Serialize;
 
 use crate::cli::{
     CacheCommand, CacheGcArgs, CacheLsArgs, CleanArgs, Cli, Command, CreateArgs, DownloadArgs,
-    LookupArgs, PackArgs, PrepareArgs,
+    LookupArgs, PackArgs, PrepareArgs, RefreshArgs, StoreArgs,
 };
 use crate::output::{ResourceJson, export_line, print_json};
 
@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prepare(args) => prepare(args),
         Command::Lookup(args) => lookup(args),
         Command::Download(args) => download(args),
+        Command::Refresh(args) => refresh(args),
         Command::Clean(args) => clean(args),
         Command::Cache(CacheCommand::Ls(args)) => cache_ls(args),
         Command::Cache(CacheCommand::Gc(args)) => cache_gc(args),
@@ -114,8 +115,7 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let locator: StoreLocator = args.store.parse()?;
-    let store = JobStore::open(&locator)?;
+    let store = open_store(&args.store)?;
     let published = runtime()?.block_on(resource_store::publish(&store, &args.path, &options))?;
     if args.json {
         print_json(
@@ -124,6 +124,34 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         )?;
     } else {
         println!("{}", export_line(&published.resource));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cloud settings of the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+fn environment_config() -> StoreConfig {
+    StoreConfig::from_vars(std::env::vars())
+}
+
+fn open_store(args: &StoreArgs) -> anyhow::Result<JobStore> {
+    let locator: StoreLocator = args.locator.parse()?;
+    let config = StoreConfig {
+        endpoint: args.endpoint.clone(),
+        url_ttl: Duration::from_secs(args.url_ttl),
+        direct_urls: args.direct_url,
+        ..environment_config()
+    };
+    Ok(JobStore::open_with(&locator, &config)?)
+}
+
+fn refresh(args: RefreshArgs) -> anyhow::Result<ExitCode> {
+    let resource = find_resource(&args.path)?;
+    let store = open_store(&args.store)?;
+    let refreshed = runtime()?.block_on(resource_store::refresh(&store, &resource))?;
+    if args.json {
+        print_json(&ResourceJson::new(&refreshed))?;
+    } else {
+        println!("{}", export_line(&refreshed));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -197,7 +225,7 @@ struct DownloadJson<'a> {
 fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     let resource = find_resource(&args.path)?;
     let root = resolve_root(args.root)?;
-    let source = resource_store::open_url(&resource.url)?;
+    let source = resource_store::open_url(&resource.url, &environment_config())?;
     let options = InstallOptions {
         lock_timeout: Duration::from_secs(args.lock_timeout),
         ..InstallOptions::default()

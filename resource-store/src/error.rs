@@ -53,6 +53,31 @@ pub enum StoreError {
         /// Why it does not fit.
         reason: String,
     },
+    /// A presigned URL validity outside what the providers allow.
+    #[error(
+        "a URL validity of {requested:?} is not possible: presigned URLs last more than 0 s and at most {max:?} (7 days, the S3, GCS and Azure limit); use `resource refresh` to re-sign older ones"
+    )]
+    UrlTtl {
+        /// What was asked.
+        requested: std::time::Duration,
+        /// The provider's maximum.
+        max: std::time::Duration,
+    },
+    /// The store no longer holds the content a descriptor names.
+    #[error(
+        "job store {store}: {name} holds {}, not the {expected} the descriptor names; create the resource again",
+        found.as_ref().map_or("nothing recorded".to_owned(), ToString::to_string)
+    )]
+    Stale {
+        /// The store.
+        store: String,
+        /// The shared name.
+        name: String,
+        /// The descriptor's content hash.
+        expected: ContentHash,
+        /// What the store records, if anything.
+        found: Option<ContentHash>,
+    },
     /// A name that must be one path component is not.
     #[error("resource name {name:?} is not a single file name; refusing to install it")]
     UnsafeName {

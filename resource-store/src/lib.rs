@@ -23,7 +23,7 @@
 //!
 //! // Worker: fetch, verify and install it under a root directory.
 //! let root = scratch.path().join("root");
-//! let source = open_url(&published.resource.url)?;
+//! let source = open_url(&published.resource.url, &Default::default())?;
 //! let installed = install(&published.resource, &root, source, None, &Default::default())?;
 //! assert_eq!(std::fs::read_to_string(&installed.path)?, "print('hello from the leader')\n");
 //! # Ok(())
@@ -36,6 +36,7 @@ pub mod fault;
 pub mod http;
 pub mod install;
 pub mod locator;
+pub mod object_source;
 pub mod publish;
 pub mod source;
 pub mod store;
@@ -48,7 +49,7 @@ pub use cache::Cache;
 pub use error::{Result, StoreError};
 pub use install::{InstallOptions, Installed, install};
 pub use locator::StoreLocator;
-pub use publish::{DryRun, PublishOptions, Published, dry_run, publish};
+pub use publish::{DryRun, PublishOptions, Published, dry_run, publish, refresh};
 pub use source::{ByteSource, open_url};
-pub use store::JobStore;
+pub use store::{JobStore, StoreConfig};
 pub use transfer::FetchPolicy;

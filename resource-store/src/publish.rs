@@ -163,7 +163,7 @@ pub async fn publish(
     let name = resource_name(leader_path)?;
     let path_hash = PathHash::of_path(leader_path);
     let shared_name = path_hash.to_string();
-    let url = store.url_for(&shared_name)?;
+    let url = store.url_for(&shared_name).await?;
     let path = leader_path.to_path_buf();
     let pack = options.pack.clone();
     let content = Arc::new(blocking(move || Content::prepare(&path, kind, &pack)).await?);
@@ -233,5 +233,29 @@ fn copy_file(path: &Path, out: &mut dyn Write) -> Result<u64> {
         out.write_all(&buffer[..read])
             .map_err(|source| StoreError::io(path, source))?;
         total += read as u64;
+    }
+}
+
+/// Re-signs the URL of a resource from its store (for presigned URLs close to expiry), after
+/// checking that the store still holds the same content under the resource's name.
+pub async fn refresh(store: &JobStore, resource: &Resource) -> Result<Resource> {
+    let name = resource.path_hash.to_string();
+    match store.recorded(&name).await? {
+        Some(record) if record.content_hash == resource.content_hash => Ok(Resource {
+            url: store.url_for(&name).await?,
+            ..resource.clone()
+        }),
+        Some(record) => Err(StoreError::Stale {
+            store: store.shown_as().to_owned(),
+            name,
+            expected: resource.content_hash.clone(),
+            found: Some(record.content_hash),
+        }),
+        None => Err(StoreError::Stale {
+            store: store.shown_as().to_owned(),
+            name,
+            expected: resource.content_hash.clone(),
+            found: None,
+        }),
     }
 }

@@ -4,7 +4,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+
 use crate::error::{Result, StoreError};
+use crate::object_source::ObjectStoreSource;
+use crate::store::{StoreConfig, azure_builder, gcs_builder, s3_builder};
 use crate::url::file_url_path;
 
 /// The stored bytes of a resource, as a worker reaches them.
@@ -92,17 +97,51 @@ impl ByteSource for LocalFileSource {
     }
 }
 
-/// The source for a resource URL: `file:`, `http:` or `https:`.
-pub fn open_url(url: &str) -> Result<Arc<dyn ByteSource>> {
+/// The source for a resource URL: `file:`, `http:` or `https:`, or a direct `s3://`, `gs://` or
+/// `az://` URL read with the credentials in `config`.
+pub fn open_url(url: &str, config: &StoreConfig) -> Result<Arc<dyn ByteSource>> {
     if url.starts_with("file:") {
         return Ok(Arc::new(LocalFileSource::from_url(url)?));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
         return Ok(Arc::new(crate::http::HttpSource::new(url)));
     }
-    let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
-    Err(StoreError::UnsupportedUrl {
+    let unsupported = |reason: &str| StoreError::UnsupportedUrl {
         url: url.to_owned(),
-        reason: format!("the {scheme:?} scheme is not supported; use a file: or http(s): URL"),
-    })
+        reason: reason.to_owned(),
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        unsupported("not a URL; expected file:, http(s)://, s3://, gs:// or az://")
+    })?;
+    let (bucket, key) = rest
+        .split_once('/')
+        .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
+        .ok_or_else(|| {
+            unsupported("a direct URL names a bucket and an object: SCHEME://BUCKET/KEY")
+        })?;
+    let build_error = |cause| StoreError::ObjectStore {
+        store: format!("{scheme}://{bucket}"),
+        operation: "connect to",
+        object: String::new(),
+        cause,
+    };
+    let objects: Arc<dyn ObjectStore> = match scheme {
+        "s3" => Arc::new(
+            s3_builder(config, bucket, None)
+                .build()
+                .map_err(build_error)?,
+        ),
+        "gs" => Arc::new(gcs_builder(config, bucket).build().map_err(build_error)?),
+        "az" => Arc::new(azure_builder(config, bucket).build().map_err(build_error)?),
+        other => {
+            return Err(unsupported(&format!(
+                "the {other:?} scheme is not supported; use file:, http(s)://, s3://, gs:// or az://"
+            )));
+        }
+    };
+    Ok(Arc::new(ObjectStoreSource::new(
+        objects,
+        ObjectPath::from(key),
+        url.to_owned(),
+    )?))
 }

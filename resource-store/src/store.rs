@@ -8,17 +8,25 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http::Method;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
+use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use resource_core::hash::ContentHasher;
 use resource_core::{ContentHash, ResourceKind};
 
 use crate::error::{Result, StoreError};
 use crate::locator::StoreLocator;
+use crate::object_source::ObjectStoreSource;
+use crate::source::ByteSource;
 use crate::url::file_url;
 
 /// Bytes handed from the producer thread to the hashing thread at a time.
@@ -85,34 +93,170 @@ pub struct Uploaded<T> {
     pub e_tag: Option<String>,
 }
 
+/// How to reach a store and what URLs to hand out, given by the caller (the CLI builds it from the
+/// environment; the library never reads the environment itself).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Settings for the cloud clients, named as the standard variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_REGION`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …). Unknown names are
+    /// ignored.
+    pub settings: Vec<(String, String)>,
+    /// The endpoint of an S3-compatible service, an Azure emulator or a GCS server.
+    pub endpoint: Option<String>,
+    /// How long presigned URLs stay valid.
+    pub url_ttl: Duration,
+    /// Hand workers direct `s3://`, `gs://` or `az://` URLs (they need credentials) instead of
+    /// presigned ones.
+    pub direct_urls: bool,
+}
+
+/// How long a presigned URL stays valid unless told otherwise.
+pub const DEFAULT_URL_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The longest validity S3 (SigV4), GCS (V4 signing) and Azure user-delegation SAS allow.
+pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            settings: Vec::new(),
+            endpoint: None,
+            url_ttl: DEFAULT_URL_TTL,
+            direct_urls: false,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// A configuration from variables such as the process environment: keeps the `AWS_*`,
+    /// `GOOGLE_*` and `AZURE_*` ones.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let settings = vars
+            .into_iter()
+            .filter(|(name, _)| {
+                name.starts_with("AWS_")
+                    || name.starts_with("GOOGLE_")
+                    || name.starts_with("AZURE_")
+            })
+            .collect();
+        Self {
+            settings,
+            ..Self::default()
+        }
+    }
+
+    fn settings_for<K: std::str::FromStr>(&self, prefix: &str) -> Vec<(K, String)> {
+        self.settings
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .filter_map(|(name, value)| {
+                Some((name.to_ascii_lowercase().parse().ok()?, value.clone()))
+            })
+            .collect()
+    }
+
+    fn check_ttl(&self) -> Result<()> {
+        if self.url_ttl > MAX_URL_TTL || self.url_ttl.is_zero() {
+            return Err(StoreError::UrlTtl {
+                requested: self.url_ttl,
+                max: MAX_URL_TTL,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A job store over `object_store`.
 #[derive(Debug, Clone)]
 pub struct JobStore {
     objects: Arc<dyn ObjectStore>,
+    signer: Option<Arc<dyn Signer>>,
     shown_as: String,
     shared_prefix: ObjectPath,
     local_shared_dir: Option<PathBuf>,
+    direct_scheme: Option<(&'static str, String)>,
+    config: StoreConfig,
 }
 
 impl JobStore {
-    /// Opens (and for a directory, creates) the store at `locator`.
+    /// Opens (and for a directory, creates) the store at `locator` with the default
+    /// configuration.
     pub fn open(locator: &StoreLocator) -> Result<Self> {
+        Self::open_with(locator, &StoreConfig::default())
+    }
+
+    /// Opens the store at `locator`; cloud stores are configured from `config`.
+    pub fn open_with(locator: &StoreLocator, config: &StoreConfig) -> Result<Self> {
+        let build_error = |cause| StoreError::ObjectStore {
+            store: locator.to_string(),
+            operation: "connect to",
+            object: String::new(),
+            cause,
+        };
+        let cloud = |objects: Arc<dyn ObjectStore>,
+                     signer: Arc<dyn Signer>,
+                     bucket: &str,
+                     prefix: &str|
+         -> Result<Self> {
+            config.check_ttl()?;
+            let scheme = locator.scheme().unwrap_or("s3");
+            Ok(Self {
+                objects,
+                signer: Some(signer),
+                shown_as: locator.to_string(),
+                shared_prefix: ObjectPath::from(prefix),
+                local_shared_dir: None,
+                direct_scheme: Some((scheme, bucket.to_owned())),
+                config: config.clone(),
+            })
+        };
         match locator {
-            StoreLocator::Directory(dir) => Self::open_directory(dir),
+            StoreLocator::Directory(dir) => Self::open_directory(dir, config),
             StoreLocator::Memory => Ok(Self {
                 objects: Arc::new(InMemory::new()),
+                signer: None,
                 shown_as: "memory://".into(),
                 shared_prefix: ObjectPath::from("shared"),
                 local_shared_dir: None,
+                direct_scheme: None,
+                config: config.clone(),
             }),
+            StoreLocator::S3 {
+                bucket,
+                shared_prefix,
+                region,
+            } => {
+                let s3 = Arc::new(
+                    s3_builder(config, bucket, region.as_deref())
+                        .build()
+                        .map_err(build_error)?,
+                );
+                cloud(s3.clone(), s3, bucket, shared_prefix)
+            }
+            StoreLocator::Gcs {
+                bucket,
+                shared_prefix,
+            } => {
+                let gcs = Arc::new(gcs_builder(config, bucket).build().map_err(build_error)?);
+                cloud(gcs.clone(), gcs, bucket, shared_prefix)
+            }
+            StoreLocator::Azure {
+                container,
+                shared_prefix,
+            } => {
+                let azure = Arc::new(
+                    azure_builder(config, container)
+                        .build()
+                        .map_err(build_error)?,
+                );
+                cloud(azure.clone(), azure, container, shared_prefix)
+            }
         }
     }
 
-    fn open_directory(dir: &Path) -> Result<Self> {
+    fn open_directory(dir: &Path, config: &StoreConfig) -> Result<Self> {
         let layout = SharedLayout::detect(dir);
         let shared_dir = dir.join(layout.prefix());
-        std::fs::create_dir_all(&shared_dir)
-            .map_err(|source| StoreError::io(&shared_dir, source))?;
+        std::fs::create_dir_all(&shared_dir).map_err(|cause| StoreError::io(&shared_dir, cause))?;
         let objects =
             LocalFileSystem::new_with_prefix(dir).map_err(|cause| StoreError::ObjectStore {
                 store: dir.display().to_string(),
@@ -122,9 +266,12 @@ impl JobStore {
             })?;
         Ok(Self {
             objects: Arc::new(objects),
+            signer: None,
             shown_as: dir.display().to_string(),
             shared_prefix: ObjectPath::from(layout.prefix()),
             local_shared_dir: Some(shared_dir),
+            direct_scheme: None,
+            config: config.clone(),
         })
     }
 
@@ -135,7 +282,11 @@ impl JobStore {
 
     /// The object holding a shared file.
     pub fn shared_object(&self, name: &str) -> ObjectPath {
-        self.shared_prefix.clone().join(name)
+        if self.shared_prefix.as_ref().is_empty() {
+            ObjectPath::from(name)
+        } else {
+            self.shared_prefix.clone().join(name)
+        }
     }
 
     fn record_object(&self, name: &str) -> ObjectPath {
@@ -157,15 +308,42 @@ impl JobStore {
         }
     }
 
-    /// The URL a worker fetches a shared file from: `file:/abs/path` for a directory store.
-    pub fn url_for(&self, name: &str) -> Result<String> {
-        match &self.local_shared_dir {
-            Some(dir) => Ok(file_url(&dir.join(name))),
-            None => Ok(format!("{}{}", self.shown_as, self.shared_object(name))),
+    /// The URL a worker fetches a shared file from: `file:/abs/path` for a directory store, a
+    /// presigned `https` URL valid for the configured time for a cloud store (never a public
+    /// one), or a direct `s3://`/`gs://`/`az://` URL when so configured.
+    pub async fn url_for(&self, name: &str) -> Result<String> {
+        if let Some(dir) = &self.local_shared_dir {
+            return Ok(file_url(&dir.join(name)));
+        }
+        let object = self.shared_object(name);
+        if let (Some((scheme, bucket)), true) = (&self.direct_scheme, self.config.direct_urls) {
+            return Ok(format!("{scheme}://{bucket}/{object}"));
+        }
+        match &self.signer {
+            Some(signer) => {
+                let url = signer
+                    .signed_url(Method::GET, &object, self.config.url_ttl)
+                    .await
+                    .map_err(self.store_error("sign a URL for", &object))?;
+                Ok(url.to_string())
+            }
+            None => Ok(format!("memory:///{object}")),
         }
     }
 
-    /// The underlying object store, for workers that fetch with credentials and for tests.
+    /// A source that reads a shared file through this store's own client (workers with
+    /// credentials, and in-process tests).
+    pub fn source(&self, name: &str) -> Result<Arc<dyn ByteSource>> {
+        let object = self.shared_object(name);
+        let location = format!("{}/{}", self.shown_as.trim_end_matches('/'), object);
+        Ok(Arc::new(ObjectStoreSource::new(
+            Arc::clone(&self.objects),
+            object,
+            location,
+        )?))
+    }
+
+    /// The underlying object store, for tests and tools.
     pub fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.objects
     }
@@ -359,4 +537,60 @@ impl Write for ChunkWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Whether an endpoint is plain HTTP, which the cloud clients refuse unless told otherwise.
+fn is_plain_http(endpoint: &str) -> bool {
+    endpoint.starts_with("http://")
+}
+
+/// An S3 client configured from the `AWS_*` settings, the bucket, the locator's region and the
+/// endpoint.
+pub(crate) fn s3_builder(
+    config: &StoreConfig,
+    bucket: &str,
+    region: Option<&str>,
+) -> AmazonS3Builder {
+    let mut builder = AmazonS3Builder::new();
+    for (key, value) in config.settings_for("AWS_") {
+        builder = builder.with_config(key, value);
+    }
+    builder = builder.with_bucket_name(bucket);
+    if let Some(region) = region {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(is_plain_http(endpoint));
+    }
+    builder
+}
+
+/// A GCS client configured from the `GOOGLE_*` settings, the bucket and the endpoint.
+pub(crate) fn gcs_builder(config: &StoreConfig, bucket: &str) -> GoogleCloudStorageBuilder {
+    let mut builder = GoogleCloudStorageBuilder::new();
+    for (key, value) in config.settings_for("GOOGLE_") {
+        builder = builder.with_config(key, value);
+    }
+    builder = builder.with_bucket_name(bucket);
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.with_base_url(endpoint);
+    }
+    builder
+}
+
+/// An Azure client configured from the `AZURE_*` settings, the container and the endpoint.
+pub(crate) fn azure_builder(config: &StoreConfig, container: &str) -> MicrosoftAzureBuilder {
+    let mut builder = MicrosoftAzureBuilder::new();
+    for (key, value) in config.settings_for("AZURE_") {
+        builder = builder.with_config(key, value);
+    }
+    builder = builder.with_container_name(container);
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder
+            .with_endpoint(endpoint.clone())
+            .with_allow_http(is_plain_http(endpoint));
+    }
+    builder
 }

@@ -127,7 +127,7 @@ const FAULTS: [Fault; 5] = [
 
 fn check(fixture: &Fixture, resource: &Resource, fault: Fault, transient: bool) -> TestResult {
     let root = tempfile::tempdir()?;
-    let inner = open_url(&resource.url)?;
+    let inner = open_url(&resource.url, &Default::default())?;
     let faulty = Arc::new(FaultySource::new(
         inner,
         fault,
@@ -201,7 +201,7 @@ fn http_downloads_retry_busy_servers_and_fail_fast_on_missing_objects() -> TestR
         let installed = install(
             &over_http,
             root.path(),
-            open_url(&over_http.url)?,
+            open_url(&over_http.url, &Default::default())?,
             None,
             &quick_options(),
         )?;
@@ -221,7 +221,7 @@ fn http_downloads_retry_busy_servers_and_fail_fast_on_missing_objects() -> TestR
         let error = install(
             &missing,
             other_root.path(),
-            open_url(&missing.url)?,
+            open_url(&missing.url, &Default::default())?,
             None,
             &quick_options(),
         )
