@@ -109,7 +109,7 @@ async fn a_directory_initialised_by_toil_gets_its_shared_layout() -> TestResult 
         .await?;
     assert!(scratch.path().join("files/shared/abc").is_file());
     assert_eq!(
-        store.url_for("abc")?,
+        store.url_for("abc").await?,
         format!("file:{}", scratch.path().join("files/shared/abc").display())
     );
     Ok(())
