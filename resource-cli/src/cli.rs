@@ -34,6 +34,140 @@ pub enum Command {
     /// Inspect and trim the root of local copies.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Ship, localise and run Python modules as Toil's ModuleDescriptor does.
+    #[command(subcommand)]
+    Module(ModuleCommand),
+}
+
+/// `resource module …`.
+#[derive(Debug, Subcommand)]
+pub enum ModuleCommand {
+    /// Describe a module as Toil's ModuleDescriptor.forModule does.
+    Describe(DescribeArgs),
+    /// Store the module's code (its directory, root package or virtualenv) in a job store.
+    Save(SaveArgs),
+    /// Report what a site-packages directory holds.
+    Scan(ScanArgs),
+    /// Download the module's resource and print the localised descriptor.
+    Localize(DescriptorArgs),
+    /// Print the original descriptor of a localised module, from its .stash file.
+    Globalize(DescriptorArgs),
+    /// Localise the module, then run `python -m NAME ARGS…` with it first on the search path.
+    Exec(ExecArgs),
+}
+
+/// Which module: a script, a `-m` name, or a name imported from a file.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "selector")]
+pub struct ModuleSelector {
+    /// A script run as `python SCRIPT.py`.
+    #[arg(group = "selector", value_name = "SCRIPT.py")]
+    pub script: Option<PathBuf>,
+    /// A module run as `python -m NAME`, found on the interpreter's search path.
+    #[arg(short = 'm', group = "selector", value_name = "NAME")]
+    pub main: Option<String>,
+    /// A module imported as --name from this file.
+    #[arg(long, group = "selector", requires = "name", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// The interpreter and engine settings of module discovery.
+#[derive(Debug, Args)]
+pub struct PythonArgs {
+    /// The interpreter to ask; default: $VIRTUAL_ENV/bin/python, else python3 on PATH.
+    #[arg(long, value_name = "PY")]
+    pub python: Option<PathBuf>,
+    /// Modules whose name starts with this belong to the engine and are never shipped.
+    #[arg(long, value_name = "PREFIX", default_value = "toil.")]
+    pub engine_prefix: String,
+}
+
+/// `resource module describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Which module.
+    #[command(flatten)]
+    pub selector: ModuleSelector,
+    /// The dotted name the module is imported as (with --file).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The interpreter.
+    #[command(flatten)]
+    pub python: PythonArgs,
+    /// Print one JSON object (dirPath, name, fromVirtualEnv, …) instead of the three strings.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `resource module save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Which module.
+    #[command(flatten)]
+    pub selector: ModuleSelector,
+    /// The dotted name the module is imported as (with --file).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The interpreter.
+    #[command(flatten)]
+    pub python: PythonArgs,
+    /// Where to store it.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// How directories are packed.
+    #[command(flatten)]
+    pub pack: PackArgs,
+    /// Print one JSON object instead of the export line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `resource module scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The site-packages directory; default: the interpreter's.
+    #[arg(value_name = "SITE_PACKAGES", conflicts_with = "python")]
+    pub site_packages: Option<PathBuf>,
+    /// The interpreter whose site-packages to scan.
+    #[arg(long, value_name = "PY")]
+    pub python: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A module descriptor in Toil's command form.
+#[derive(Debug, Args)]
+pub struct DescriptorArgs {
+    /// The directory on the search path (dirPath).
+    pub dir: PathBuf,
+    /// The dotted module name.
+    pub name: String,
+    /// Whether it came from a virtualenv: True or False.
+    pub from_virtual_env: String,
+    /// The root of local copies; default: JTRES_ROOT, else a per-user cache directory.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Modules whose name starts with this belong to the engine and are never localised.
+    #[arg(long, value_name = "PREFIX", default_value = "toil.")]
+    pub engine_prefix: String,
+    /// Print one JSON object instead of the three strings.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `resource module exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The module's descriptor.
+    #[command(flatten)]
+    pub descriptor: DescriptorArgs,
+    /// The interpreter to run; default: $VIRTUAL_ENV/bin/python, else python3 on PATH.
+    #[arg(long, value_name = "PY")]
+    pub python: Option<PathBuf>,
+    /// Arguments for the module.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 /// `resource cache …`.

@@ -31,10 +31,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clean(args) => clean(args),
         Command::Cache(CacheCommand::Ls(args)) => cache_ls(args),
         Command::Cache(CacheCommand::Gc(args)) => cache_gc(args),
+        Command::Module(command) => crate::module_commands::run(command),
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -42,12 +43,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn env_var(name: &str) -> Option<String> {
+pub(crate) fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
 /// Pack options from the flags and the environment (`SOURCE_DATE_EPOCH`, `HOME`).
-fn pack_options(args: &PackArgs) -> anyhow::Result<PackOptions> {
+pub(crate) fn pack_options(args: &PackArgs) -> anyhow::Result<PackOptions> {
     let source_date_epoch = match env_var("SOURCE_DATE_EPOCH") {
         Some(value) => Some(value.trim().parse::<i64>().with_context(|| {
             format!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")
@@ -129,11 +130,11 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The cloud settings of the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
-fn environment_config() -> StoreConfig {
+pub(crate) fn environment_config() -> StoreConfig {
     StoreConfig::from_vars(std::env::vars())
 }
 
-fn open_store(args: &StoreArgs) -> anyhow::Result<JobStore> {
+pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<JobStore> {
     let locator: StoreLocator = args.locator.parse()?;
     let config = StoreConfig {
         endpoint: args.endpoint.clone(),
@@ -196,7 +197,7 @@ fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The root of local copies: the flag, else `JTRES_ROOT`, else a per-user cache directory.
-fn resolve_root(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve_root(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(root) = flag {
         return Ok(root);
     }

@@ -10,6 +10,7 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod module_commands;
 mod output;
 
 fn main() -> ExitCode {

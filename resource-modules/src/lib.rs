@@ -41,6 +41,8 @@
 //! - [`scan`]: what a `site-packages` directory holds, from its files alone, including editable
 //!   installs and the source trees they point at ([`editable_sources`]).
 //! - [`resolve`]: Python's path-based module finding, in Rust.
+//! - [`worker`]: the leader path a module's resource is registered under, and the command that
+//!   runs a localised module.
 //!
 //! For benchmarks: a cold discovery is [`query_interpreter`] followed by [`discover()`]; a warm one
 //! is [`Discoverer::discover`] with a [`FactsCache`] that already holds the snapshot (in memory, or
@@ -54,6 +56,7 @@ mod pyliteral;
 pub mod resolve;
 pub mod scan;
 pub mod venv;
+pub mod worker;
 
 pub use discover::{
     CollidesWith, DEFAULT_ENGINE_PREFIX, Discoverer, Discovery, DiscoveryContext, DiscoveryError,
@@ -66,3 +69,4 @@ pub use interpreter::{
 };
 pub use scan::{EditableSource, ScanError, ScanReport, editable_sources, scan_site_packages};
 pub use venv::{PyvenvCfg, VirtualEnvInfo, virtual_env_info};
+pub use worker::{is_engine_module, resource_path, run_module_command};

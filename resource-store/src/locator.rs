@@ -46,10 +46,21 @@ pub enum StoreLocator {
 }
 
 impl StoreLocator {
-    /// A directory store at `path`, made absolute without resolving links (as Toil's `abspath`).
+    /// A directory store at `path`, made absolute and normalised without resolving links, as
+    /// Python's `os.path.abspath` does for Toil (`a/../b` is `b`).
     pub fn directory(path: &Path) -> Result<Self, StoreError> {
         let absolute = std::path::absolute(path).map_err(|source| StoreError::io(path, source))?;
-        Ok(Self::Directory(absolute))
+        let mut normal = PathBuf::new();
+        for component in absolute.components() {
+            match component {
+                std::path::Component::ParentDir => {
+                    normal.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => normal.push(other),
+            }
+        }
+        Ok(Self::Directory(normal))
     }
 
     /// The URL scheme of direct object URLs in this store (`s3`, `gs`, `az`), if it has one.
