@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use resource_core::ResourceKind;
-use resource_core::archive::pack::{Compression, SymlinkPolicy};
+use resource_core::archive::{Compression, SymlinkPolicy};
 
 /// Ship user code (a script, a package, a virtualenv's site-packages, any file or directory) to
 /// worker nodes through a job store, compatible with Toil's `toil.resource`.

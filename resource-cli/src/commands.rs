@@ -14,7 +14,7 @@ use crate::cli::{
     CacheCommand, CacheGcArgs, CacheLsArgs, CleanArgs, Cli, Command, CreateArgs, DownloadArgs,
     LookupArgs, PackArgs, PrepareArgs, RefreshArgs, StoreArgs,
 };
-use crate::output::{ResourceJson, export_line, print_json};
+use crate::output::{ProgressDisplay, ResourceJson, export_line, print_json};
 
 /// The mtime `--reproducible` records when `SOURCE_DATE_EPOCH` is not set: 1980-01-01, the
 /// earliest a zip can hold.
@@ -66,6 +66,7 @@ pub(crate) fn pack_options(args: &PackArgs) -> anyhow::Result<PackOptions> {
         mtime_clamp,
         excludes: args.exclude.clone(),
         gitignore: args.gitignore,
+        package_root: false,
         home_dir: env_var("HOME").map(PathBuf::from),
     })
 }
@@ -84,9 +85,11 @@ struct DryRunJson<'a> {
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let display = ProgressDisplay::new("stored");
     let options = PublishOptions {
         kind: args.kind,
         pack: pack_options(&args.pack)?,
+        progress: display.callback(),
     };
     if args.dry_run {
         let plan = resource_store::dry_run(&args.path, &options)?;
@@ -117,7 +120,9 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let store = open_store(&args.store)?;
-    let published = runtime()?.block_on(resource_store::publish(&store, &args.path, &options))?;
+    let published = runtime()?.block_on(resource_store::publish(&store, &args.path, &options));
+    display.finish();
+    let published = published?;
     if args.json {
         print_json(
             &ResourceJson::new(&published.resource)
@@ -227,11 +232,15 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     let resource = find_resource(&args.path)?;
     let root = resolve_root(args.root)?;
     let source = resource_store::open_url(&resource.url, &environment_config())?;
+    let display = ProgressDisplay::new("fetched");
     let options = InstallOptions {
         lock_timeout: Duration::from_secs(args.lock_timeout),
+        progress: display.callback(),
         ..InstallOptions::default()
     };
-    let installed = resource_store::install(&resource, &root, source, None, &options)?;
+    let installed = resource_store::install(&resource, &root, source, None, &options);
+    display.finish();
+    let installed = installed?;
     if args.hold {
         // The shared lock in `installed` is held until the command ends.
         return run_holding(&args.command, &installed.path);

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use resource_core::ModuleDescriptor;
+use resource_core::archive::PackOptions;
 use resource_core::module::STASH_FILE;
 use resource_core::registry::{self, shell_quote};
 use resource_modules::{
@@ -140,7 +141,12 @@ fn save(args: SaveArgs) -> anyhow::Result<ExitCode> {
     })?;
     let options = PublishOptions {
         kind: Some(plan.kind),
-        pack: pack_options(&args.pack)?,
+        pack: PackOptions {
+            // A namespace root package keeps its directory in the archive, unlike in Toil.
+            package_root: plan.package_root,
+            ..pack_options(&args.pack)?
+        },
+        progress: None,
     };
     let store = open_store(&args.store)?;
     let published = runtime()?.block_on(resource_store::publish(&store, &plan.path, &options))?;

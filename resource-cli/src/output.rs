@@ -56,3 +56,38 @@ pub fn export_line(resource: &Resource) -> String {
     let (name, value) = registry::entry(resource);
     registry::export_line(&name, &value)
 }
+
+/// A byte counter drawn on standard error when it is a terminal, or nothing on a pipe.
+pub struct ProgressDisplay {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl ProgressDisplay {
+    /// A display for `verb` (`stored`, `fetched`), drawn only on a terminal.
+    pub fn new(verb: &str) -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Self { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        let template = format!("{{spinner}} {{bytes}} {verb} ({{bytes_per_sec}}, {{elapsed}})");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Self { bar: Some(bar) }
+    }
+
+    /// The library callback that advances the display.
+    pub fn callback(&self) -> Option<resource_store::Progress> {
+        let bar = self.bar.clone()?;
+        Some(resource_store::Progress::new(move |bytes| bar.inc(bytes)))
+    }
+
+    /// Removes the display.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

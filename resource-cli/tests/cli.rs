@@ -93,7 +93,7 @@ fn create_then_download_in_a_shell_with_only_the_exported_line() -> TestResult {
     let local = PathBuf::from(stdout(&downloaded));
     assert_eq!(local, root.join(&content_hash).join("flow.py"));
     assert_eq!(fs::read_to_string(&local)?, script);
-    assert_eq!(entries(&root), [content_hash.clone()], "no temporary left");
+    assert_eq!(entries(&root), [content_hash.as_str()], "no temporary left");
 
     // A second download finds it installed.
     let again = worker_shell(dir, &exports, &root, "download flow.py --json")?;

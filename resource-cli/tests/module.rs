@@ -203,3 +203,25 @@ fn discovery_errors_are_reported_as_toil_reports_them() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_namespace_package_keeps_its_directory_on_the_worker() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    let pkgs = scratch.path().join("pkgs");
+    fs::create_dir_all(pkgs.join("ns/sub"))?;
+    fs::write(pkgs.join("ns/sub/mod.py"), "import sys\nprint(__name__, sys.path[0])\n")?;
+    let exports = saved(&pkgs, &["module", "save", "-m", "ns.sub.mod", "--store", "../store"])?;
+    fs::rename(&pkgs, scratch.path().join("moved"))?;
+    let root = scratch.path().join("root");
+    let ran = worker(
+        scratch.path(),
+        &exports,
+        &root,
+        &format!("\"$R\" module exec '{}' ns.sub.mod False", pkgs.display()),
+    )?;
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    let out = text(&ran.stdout);
+    assert!(out.starts_with("__main__ "), "{out}");
+    assert!(out.contains(&root.display().to_string()), "{out}");
+    Ok(())
+}

@@ -867,6 +867,20 @@ fn a_long_comment_and_a_large_central_directory_need_a_longer_tail() -> TestResu
 }
 
 #[test]
+fn an_empty_archive_unpacks_to_nothing() -> TestResult {
+    let root = tempfile::tempdir()?;
+    let archive = root.path().join("empty.zip");
+    python(
+        "import sys, zipfile\nzipfile.ZipFile(sys.argv[1], 'w').close()\n",
+        &[archive.as_os_str()],
+    )?;
+    assert_eq!(std::fs::metadata(&archive)?.len(), 22);
+    let ours = compare_with_python(&archive, root.path())?;
+    assert!(tree(&ours)?.is_empty());
+    Ok(())
+}
+
+#[test]
 fn every_tail_length_leads_to_the_same_index() -> TestResult {
     for zip64_end in [false, true] {
         let archive = Zip {

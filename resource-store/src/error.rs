@@ -93,8 +93,8 @@ pub enum StoreError {
         operation: &'static str,
         /// The object's name.
         object: String,
-        /// The underlying error.
-        cause: object_store::Error,
+        /// The underlying error, boxed: it is large and errors should be cheap to return.
+        cause: Box<object_store::Error>,
     },
     /// A URL cannot be fetched by this worker.
     #[error("cannot fetch {url:?}: {reason}")]

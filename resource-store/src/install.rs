@@ -20,6 +20,7 @@ use resource_core::{ContentHash, Resource, ResourceKind};
 
 use crate::cache::{Cache, EntryLock};
 use crate::error::{Result, StoreError};
+use crate::progress::{Progress, ProgressReader};
 use crate::source::ByteSource;
 use crate::transfer::{FetchPolicy, ReadAhead, ResumingReader, from_io, is_transient};
 
@@ -41,6 +42,8 @@ pub struct InstallOptions {
     pub fetch: FetchPolicy,
     /// Limits for unpacking archives.
     pub unpack: UnpackOptions,
+    /// Told how many bytes have been fetched, as they arrive.
+    pub progress: Option<Progress>,
 }
 
 impl Default for InstallOptions {
@@ -49,6 +52,7 @@ impl Default for InstallOptions {
             lock_timeout: Duration::from_secs(600),
             fetch: FetchPolicy::default(),
             unpack: UnpackOptions::default(),
+            progress: None,
         }
     }
 }
@@ -201,7 +205,10 @@ fn fetch_into(
     let resuming = ResumingReader::new(Arc::clone(source), len, &options.fetch);
     let stream = ReadAhead::spawn(resuming, &location, options.fetch.stall_timeout)
         .map_err(|cause| StoreError::io(&location, cause))?;
-    let mut reader = HashingReader::new(stream);
+    let mut reader = HashingReader::new(ProgressReader {
+        inner: stream,
+        progress: options.progress.clone(),
+    });
     let size = match &index {
         None => write_file(&mut reader, &temp_dir.join(&resource.name), &location)?,
         Some(index) => {

@@ -57,7 +57,7 @@ impl ObjectStoreSource {
             store,
             operation,
             object: String::new(),
-            cause,
+            cause: Box::new(cause),
         }
     }
 

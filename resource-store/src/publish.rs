@@ -10,6 +10,7 @@ use resource_core::hash::HashingWriter;
 use resource_core::{ContentHash, PathHash, Resource, ResourceKind};
 
 use crate::error::{Result, StoreError};
+use crate::progress::{Progress, ProgressWriter};
 use crate::store::JobStore;
 
 /// Buffer size for reading leader files: large reads keep syscalls off the MD5's critical path.
@@ -22,6 +23,8 @@ pub struct PublishOptions {
     pub kind: Option<ResourceKind>,
     /// How directories and virtualenvs are packed.
     pub pack: PackOptions,
+    /// Told how many bytes have been stored, as they are.
+    pub progress: Option<Progress>,
 }
 
 /// What [`publish`] did.
@@ -186,8 +189,14 @@ pub async fn publish(
             });
         }
     }
+    let progress = options.progress.clone();
     let uploaded = store
-        .upload(&shared_name, kind, move |out| content.write(out))
+        .upload(&shared_name, kind, move |out| {
+            content.write(&mut ProgressWriter {
+                inner: out,
+                progress: progress.as_ref(),
+            })
+        })
         .await?;
     Ok(Published {
         resource: resource(uploaded.content_hash),

@@ -119,11 +119,11 @@ pub fn open_url(url: &str, config: &StoreConfig) -> Result<Arc<dyn ByteSource>> 
         .ok_or_else(|| {
             unsupported("a direct URL names a bucket and an object: SCHEME://BUCKET/KEY")
         })?;
-    let build_error = |cause| StoreError::ObjectStore {
+    let build_error = |cause: object_store::Error| StoreError::ObjectStore {
         store: format!("{scheme}://{bucket}"),
         operation: "connect to",
         object: String::new(),
-        cause,
+        cause: Box::new(cause),
     };
     let objects: Arc<dyn ObjectStore> = match scheme {
         "s3" => Arc::new(

@@ -186,11 +186,11 @@ impl JobStore {
 
     /// Opens the store at `locator`; cloud stores are configured from `config`.
     pub fn open_with(locator: &StoreLocator, config: &StoreConfig) -> Result<Self> {
-        let build_error = |cause| StoreError::ObjectStore {
+        let build_error = |cause: object_store::Error| StoreError::ObjectStore {
             store: locator.to_string(),
             operation: "connect to",
             object: String::new(),
-            cause,
+            cause: Box::new(cause),
         };
         let cloud = |objects: Arc<dyn ObjectStore>,
                      signer: Arc<dyn Signer>,
@@ -262,7 +262,7 @@ impl JobStore {
                 store: dir.display().to_string(),
                 operation: "open",
                 object: String::new(),
-                cause,
+                cause: Box::new(cause),
             })?;
         Ok(Self {
             objects: Arc::new(objects),
@@ -304,7 +304,7 @@ impl JobStore {
             store,
             operation,
             object,
-            cause,
+            cause: Box::new(cause),
         }
     }
 

@@ -102,10 +102,10 @@ fn handle(stream: TcpStream, dir: &Path, shared: &Shared) -> io::Result<()> {
         if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
             break;
         }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_owned());
-            }
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("range")
+        {
+            range = Some(value.trim().to_owned());
         }
     }
     let mut out = stream;

@@ -67,7 +67,7 @@ pub enum EntryKind {
 /// How an entry's data is compressed; only these two are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Compression {
+pub enum Method {
     /// Method 0: the data is the content.
     Stored,
     /// Method 8: raw deflate.
@@ -84,7 +84,7 @@ pub struct IndexEntry {
     /// What the entry creates.
     pub kind: EntryKind,
     /// How the data is compressed.
-    pub compression: Compression,
+    pub compression: Method,
     /// The CRC-32 of the uncompressed content.
     pub crc32: u32,
     /// Bytes of data following the local header.
@@ -649,11 +649,11 @@ fn validate(raw: Vec<RawEntry>, cd_offset: u64) -> Result<Vec<IndexEntry>, Unpac
             return Err(UnpackError::Encrypted { name });
         }
         let compression = match r.method {
-            METHOD_STORED => Compression::Stored,
-            METHOD_DEFLATE => Compression::Deflate,
+            METHOD_STORED => Method::Stored,
+            METHOD_DEFLATE => Method::Deflate,
             method => return Err(UnpackError::UnsupportedMethod { name, method }),
         };
-        if compression == Compression::Stored && r.compressed_size != r.uncompressed_size {
+        if compression == Method::Stored && r.compressed_size != r.uncompressed_size {
             return Err(UnpackError::HeaderMismatch {
                 name,
                 field: "stored size (compressed vs uncompressed)",

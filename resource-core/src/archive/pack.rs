@@ -203,6 +203,9 @@ pub struct PackOptions {
     /// Honour `.gitignore` files inside the packed directory (not above it), and leave `.git`
     /// out.
     pub gitignore: bool,
+    /// Name entries `<basename>/…` even without an `__init__.py`: the directory is the root
+    /// package of a dotted name (a namespace package), which Toil's rule would lose.
+    pub package_root: bool,
     /// The user's home directory, which is refused as a root. The library never reads `$HOME`
     /// itself; the caller decides.
     pub home_dir: Option<PathBuf>,

@@ -85,7 +85,7 @@ use super::format::{
     DATA_DESCRIPTOR_SIG, EXTRA_ZIP64, FLAG_DATA_DESCRIPTOR, FLAG_ENCRYPTED, LOCAL_HEADER_LEN,
     LOCAL_HEADER_SIG, METHOD_DEFLATE, METHOD_STORED,
 };
-use super::index::{ArchiveIndex, Compression, EntryKind, IndexEntry, Le, extra_fields};
+use super::index::{ArchiveIndex, EntryKind, IndexEntry, Le, Method, extra_fields};
 use crate::hash::{ContentHash, HashingReader};
 
 /// The default cap on the total uncompressed size of an archive: 64 GiB.
@@ -706,10 +706,10 @@ fn read_archive<R: Read>(
     input.finish()
 }
 
-fn method_number(compression: Compression) -> u16 {
+fn method_number(compression: Method) -> u16 {
     match compression {
-        Compression::Stored => METHOD_STORED,
-        Compression::Deflate => METHOD_DEFLATE,
+        Method::Stored => METHOD_STORED,
+        Method::Deflate => METHOD_DEFLATE,
     }
 }
 
@@ -1086,8 +1086,8 @@ impl<'a> Writer<'a> {
         })?;
         let max_total = options.max_total_bytes;
         match entry.compression {
-            Compression::Stored => emit(current, entry, total, max_total, input),
-            Compression::Deflate => {
+            Method::Stored => emit(current, entry, total, max_total, input),
+            Method::Deflate => {
                 let mut input = input;
                 loop {
                     if current.ended {
@@ -1139,7 +1139,7 @@ impl<'a> Writer<'a> {
             return Ok(());
         };
         let entry = self.entry(current.index)?;
-        if entry.compression == Compression::Deflate {
+        if entry.compression == Method::Deflate {
             while !current.ended {
                 let out_before = self.inflater.total_out();
                 let status = self

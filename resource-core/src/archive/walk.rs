@@ -146,9 +146,10 @@ pub(crate) fn walk(
         String::new()
     } else {
         let init = root.join("__init__.py");
-        let is_package = init
-            .try_exists()
-            .map_err(|source| PackError::Io { path: init, source })?;
+        let is_package = options.package_root
+            || init
+                .try_exists()
+                .map_err(|source| PackError::Io { path: init, source })?;
         if is_package {
             format!("{}/", base_name()?)
         } else {
