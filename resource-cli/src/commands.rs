@@ -119,11 +119,21 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let store = open_store(&args.store)?;
-    let published = runtime()?.block_on(resource_store::publish(&store, &args.path, &options));
+    let published = publish_and_print(&args.store, &args.path, &options, args.json);
     display.finish();
-    let published = published?;
-    if args.json {
+    published
+}
+
+/// Publishes `path` into the store and prints the export line, or the JSON object.
+pub(crate) fn publish_and_print(
+    store: &StoreArgs,
+    path: &Path,
+    options: &PublishOptions,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(store)?;
+    let published = runtime()?.block_on(resource_store::publish(&store, path, options))?;
+    if json {
         print_json(
             &ResourceJson::new(&published.resource)
                 .with_upload(published.uploaded, published.stored_bytes),

@@ -20,9 +20,9 @@ use crate::cli::{
     ScanArgs,
 };
 use crate::commands::{
-    env_var, environment_config, exit_code_of, open_store, pack_options, resolve_root, runtime,
+    env_var, environment_config, exit_code_of, pack_options, publish_and_print, resolve_root,
 };
-use crate::output::{ResourceJson, export_line, print_json};
+use crate::output::print_json;
 
 /// Runs a `module` subcommand.
 pub fn run(command: ModuleCommand) -> anyhow::Result<ExitCode> {
@@ -148,17 +148,7 @@ fn save(args: SaveArgs) -> anyhow::Result<ExitCode> {
         },
         progress: None,
     };
-    let store = open_store(&args.store)?;
-    let published = runtime()?.block_on(resource_store::publish(&store, &plan.path, &options))?;
-    if args.json {
-        print_json(
-            &ResourceJson::new(&published.resource)
-                .with_upload(published.uploaded, published.stored_bytes),
-        )?;
-    } else {
-        println!("{}", export_line(&published.resource));
-    }
-    Ok(ExitCode::SUCCESS)
+    publish_and_print(&args.store, &plan.path, &options, args.json)
 }
 
 fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {

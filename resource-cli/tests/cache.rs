@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use resource_store::testing::HttpFileServer;
+use resource_store::testing::{HttpFileServer, noise};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -33,18 +33,6 @@ fn run(mut command: Command) -> Result<Output, Box<dyn std::error::Error>> {
         .into());
     }
     Ok(output)
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 /// Creates `path` (relative to `dir`) in a store under `dir` and returns the registry pair.

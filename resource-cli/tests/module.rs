@@ -209,8 +209,14 @@ fn a_namespace_package_keeps_its_directory_on_the_worker() -> TestResult {
     let scratch = tempfile::tempdir()?;
     let pkgs = scratch.path().join("pkgs");
     fs::create_dir_all(pkgs.join("ns/sub"))?;
-    fs::write(pkgs.join("ns/sub/mod.py"), "import sys\nprint(__name__, sys.path[0])\n")?;
-    let exports = saved(&pkgs, &["module", "save", "-m", "ns.sub.mod", "--store", "../store"])?;
+    fs::write(
+        pkgs.join("ns/sub/mod.py"),
+        "import sys\nprint(__name__, sys.path[0])\n",
+    )?;
+    let exports = saved(
+        &pkgs,
+        &["module", "save", "-m", "ns.sub.mod", "--store", "../store"],
+    )?;
     fs::rename(&pkgs, scratch.path().join("moved"))?;
     let root = scratch.path().join("root");
     let ran = worker(

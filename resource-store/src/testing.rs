@@ -1,7 +1,8 @@
 //! A small HTTP file server for tests and benchmarks: it serves a directory with range support,
 //! counts requests, and can answer the first requests with an error status.
 //!
-//! Enabled by the `testing` feature; it listens on 127.0.0.1 only and stops when dropped.
+//! Enabled by the `testing` feature; it listens on 127.0.0.1 only and stops when dropped. Also
+//! deterministic test data ([`noise`]).
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -10,6 +11,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+
+/// Deterministic bytes that neither compress nor repeat (xorshift), for test inputs.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // The low byte of the state is the output.
+            (state & 0xff) as u8
+        })
+        .collect()
+}
 
 /// What the server saw for one path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -12,24 +12,13 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use resource_core::{Resource, ResourceKind};
+use resource_store::testing::noise;
 use resource_store::{
     FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreError, StoreLocator,
     install, open_url, publish, refresh,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
 
 /// A test server's variable, or a failure saying how to get it.
 fn required(name: &str) -> Result<String, Box<dyn std::error::Error>> {

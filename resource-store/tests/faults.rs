@@ -6,26 +6,13 @@ use std::time::Duration;
 
 use resource_core::Resource;
 use resource_store::fault::{Fault, FaultySource};
-use resource_store::testing::HttpFileServer;
+use resource_store::testing::{HttpFileServer, noise};
 use resource_store::{
     ByteSource, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreError, StoreLocator,
     install, open_url, publish,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Deterministic bytes that do not compress or repeat.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
 
 struct Fixture {
     _scratch: tempfile::TempDir,

@@ -1,6 +1,6 @@
 """Toil's view of our wire forms: unpickle, pickle, lookup, fetch, and Toil's own create.
 
-The spec holds store (a Toil FileJobStore) and items, each with path, envName, envValue.
+The spec holds items, each with path, envName, envValue and store (a Toil FileJobStore).
 """
 
 import hashlib
@@ -12,7 +12,7 @@ from toil_common import emit, open_file_job_store, spec
 from toil.resource import FileResource, Resource
 
 job = spec()
-store = open_file_job_store(job["store"])
+stores = {}
 results = []
 for item in job["items"]:
     ours = item["envValue"]
@@ -29,6 +29,9 @@ for item in job["items"]:
     result["fetchedMd5"] = hashlib.md5(fetched.getvalue()).hexdigest()
     if isinstance(unpickled, FileResource):
         # Toil's own create of the same leader path into the same store.
+        if item["store"] not in stores:
+            stores[item["store"]] = open_file_job_store(item["store"])
+        store = stores[item["store"]]
         result["toilCreate"] = FileResource.create(store, item["path"]).pickle()
     results.append(result)
 emit({"results": results})
