@@ -42,9 +42,9 @@ const PART_CONCURRENCY: usize = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SharedLayout {
-    /// `<store>/shared/<name>`: a store directory made by this tool.
+    /// `<store>/shared/<name>`: a store directory made by this tool, and Toil 9's `FileJobStore`.
     Shared,
-    /// `<store>/files/shared/<name>`: a directory initialised by Toil as a `FileJobStore`.
+    /// `<store>/files/shared/<name>`: a `FileJobStore` initialised by an older Toil.
     ToilFileJobStore,
 }
 
@@ -56,7 +56,8 @@ impl SharedLayout {
         }
     }
 
-    /// The layout of an existing directory: Toil's if Toil initialised it, else ours.
+    /// The layout of an existing directory: the older Toil layout where it exists, else the one
+    /// Toil 9 and this tool share.
     pub fn detect(store_dir: &Path) -> Self {
         if store_dir.join("files").join("shared").is_dir() {
             Self::ToilFileJobStore

@@ -1,22 +1,41 @@
 //! `file:` URLs as Toil writes and reads them.
 //!
 //! Toil's file job store hands out `'file:' + path` (one slash, the path unescaped) and its workers
-//! read a URL with Python's `urlparse` and `unquote`. We write the path with `%`, `#`, `?` and
-//! non-printable bytes percent-encoded, so that both Toil's `unquote` and ours get the path back
-//! unchanged, and we read Toil's unescaped form too.
+//! read a URL with Python's `urlparse` and `unquote`. We write the path as Toil does, except that
+//! `%`, `#`, `?` and ASCII control characters are percent-encoded: Toil's `urlparse` would cut the
+//! path at `#` or `?`, and its `unquote` would change `%41`. For every other path our URL is
+//! byte-identical to Toil's, and both `unquote`s get the path back. We read Toil's form too.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-/// The `file:` URL of an absolute path: `file:/abs/path`, with the few characters that would
-/// change its meaning percent-encoded.
+/// The `file:` URL of an absolute path: `file:/abs/path`, with `%`, `#`, `?` and ASCII control
+/// characters percent-encoded (they would change the URL's meaning); spaces and non-ASCII text
+/// stay as they are, as in Toil's URLs.
 pub fn file_url(path: &Path) -> String {
     let mut url = String::from("file:");
-    for &byte in path.as_os_str().as_bytes() {
-        match byte {
-            b'%' | b'#' | b'?' | 0..=0x20 | 0x7f..=0xff => url.push_str(&format!("%{byte:02X}")),
-            _ => url.push(char::from(byte)),
+    let bytes = path.as_os_str().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            for ch in text.chars() {
+                if matches!(ch, '%' | '#' | '?') || ch.is_ascii_control() {
+                    url.push_str(&format!("%{:02X}", u32::from(ch)));
+                } else {
+                    url.push(ch);
+                }
+            }
+        }
+        // A path that is not UTF-8 cannot be text: its non-ASCII bytes are encoded too.
+        Err(_) => {
+            for &byte in bytes {
+                if matches!(byte, b'%' | b'#' | b'?') || byte.is_ascii_control() || !byte.is_ascii()
+                {
+                    url.push_str(&format!("%{byte:02X}"));
+                } else {
+                    url.push(char::from(byte));
+                }
+            }
         }
     }
     url
@@ -86,7 +105,12 @@ mod tests {
         check("file:/a%zz", Some("/a%zz"));
         check("http://x/a", None);
         check("file:relative", None);
-        for raw in ["/s/shared/x", "/a b/c%d#e?f", "/caf\u{e9}/x"] {
+        assert_eq!(file_url(Path::new("/a b/caf\u{e9}")), "file:/a b/caf\u{e9}");
+        assert_eq!(
+            file_url(Path::new("/a%b#c?d\ne")),
+            "file:/a%25b%23c%3Fd%0Ae"
+        );
+        for raw in ["/s/shared/x", "/a b/c%d#e?f", "/caf\u{e9}/x", "/tab\there"] {
             let url = file_url(Path::new(raw));
             assert_eq!(
                 file_url_path(&url).as_deref(),

@@ -3,6 +3,7 @@
 The spec holds how: "import" (dir appended to sys.path, then import NAME, as Toil's own
 resourceTest does), "script" (PATH run as `python PATH`: it is __main__, its directory first on
 sys.path) or "module" (NAME run as `python -m NAME` from dir: __main__ with its __package__).
+forModule only reads the module's __file__ and __package__, so the scripts are not executed.
 Reports the descriptor, the resource path and class, or the stage that failed and why.
 """
 
@@ -30,7 +31,6 @@ elif how == "script":
         importlib.util.spec_from_file_location("__main__", path, loader=loader)
     )
     sys.modules["__main__"] = main
-    loader.exec_module(main)
     name = "__main__"
 elif how == "module":
     sys.path[0] = job["dir"]
@@ -39,7 +39,6 @@ elif how == "module":
     main.__name__ = "__main__"
     sys.argv = [found.origin]
     sys.modules["__main__"] = main
-    found.loader.exec_module(main)
     name = "__main__"
 else:
     raise ValueError(how)

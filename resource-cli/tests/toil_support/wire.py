@@ -6,6 +6,7 @@ The spec holds items, each with path, envName, envValue and store (a Toil FileJo
 import hashlib
 import os
 from io import BytesIO
+from urllib.parse import unquote
 
 from toil_common import emit, open_file_job_store, spec
 
@@ -32,6 +33,9 @@ for item in job["items"]:
         if item["store"] not in stores:
             stores[item["store"]] = open_file_job_store(item["store"])
         store = stores[item["store"]]
-        result["toilCreate"] = FileResource.create(store, item["path"]).pickle()
+        created = FileResource.create(store, item["path"])
+        result["toilCreate"] = created.pickle()
+        result["toilCreateFields"] = list(created)
+    result["urlUnquoted"] = unquote(unpickled.url)
     results.append(result)
 emit({"results": results})
