@@ -67,8 +67,23 @@ pub(crate) fn pack_options(args: &PackArgs) -> anyhow::Result<PackOptions> {
         excludes: args.exclude.clone(),
         gitignore: args.gitignore,
         package_root: false,
+        extra_trees: Vec::new(),
         home_dir: env_var("HOME").map(PathBuf::from),
     })
+}
+
+/// For a virtualenv's `site-packages`, also packs the source trees of its editable installs, so
+/// that they import on a worker.
+pub(crate) fn with_editable_sources(
+    path: &Path,
+    kind: Option<resource_core::ResourceKind>,
+    mut pack: PackOptions,
+) -> anyhow::Result<PackOptions> {
+    if resource_store::publish::detect_kind(path, kind)? == resource_core::ResourceKind::VirtualEnv
+    {
+        pack.extra_trees = resource_modules::editable_extra_trees(path)?;
+    }
+    Ok(pack)
 }
 
 #[derive(Serialize)]
@@ -88,7 +103,7 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let display = ProgressDisplay::new("stored");
     let options = PublishOptions {
         kind: args.kind,
-        pack: pack_options(&args.pack)?,
+        pack: with_editable_sources(&args.path, args.kind, pack_options(&args.pack)?)?,
         progress: display.callback(),
     };
     if args.dry_run {

@@ -21,6 +21,7 @@ use crate::cli::{
 };
 use crate::commands::{
     env_var, environment_config, exit_code_of, pack_options, publish_and_print, resolve_root,
+    with_editable_sources,
 };
 use crate::output::print_json;
 
@@ -141,11 +142,15 @@ fn save(args: SaveArgs) -> anyhow::Result<ExitCode> {
     })?;
     let options = PublishOptions {
         kind: Some(plan.kind),
-        pack: PackOptions {
-            // A namespace root package keeps its directory in the archive, unlike in Toil.
-            package_root: plan.package_root,
-            ..pack_options(&args.pack)?
-        },
+        pack: with_editable_sources(
+            &plan.path,
+            Some(plan.kind),
+            PackOptions {
+                // A namespace root package keeps its directory in the archive, unlike in Toil.
+                package_root: plan.package_root,
+                ..pack_options(&args.pack)?
+            },
+        )?,
         progress: None,
     };
     publish_and_print(&args.store, &plan.path, &options, args.json)

@@ -231,3 +231,74 @@ fn a_namespace_package_keeps_its_directory_on_the_worker() -> TestResult {
     assert!(out.contains(&root.display().to_string()), "{out}");
     Ok(())
 }
+
+#[test]
+fn a_virtualenv_resource_carries_its_editable_installs() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    let venv = scratch.path().join("venv");
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()?;
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let site_packages = fs::read_dir(venv.join("lib"))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("site-packages"))
+        .find(|path| path.is_dir())
+        .ok_or("no site-packages")?;
+    // A module installed normally, importing a package installed in editable mode.
+    fs::write(
+        site_packages.join("tool.py"),
+        "import edpkg\nprint(edpkg.hello())\n",
+    )?;
+    let source = scratch.path().join("src");
+    fs::create_dir_all(source.join("edpkg"))?;
+    fs::write(
+        source.join("edpkg/__init__.py"),
+        "def hello():\n    return 'editable!'\n",
+    )?;
+    fs::write(
+        site_packages.join("__editable__.edpkg-0.1.pth"),
+        format!("{}\n", source.display()),
+    )?;
+    let dist_info = site_packages.join("edpkg-0.1.dist-info");
+    fs::create_dir(&dist_info)?;
+    fs::write(
+        dist_info.join("METADATA"),
+        "Metadata-Version: 2.1\nName: edpkg\nVersion: 0.1\n",
+    )?;
+    fs::write(dist_info.join("top_level.txt"), "edpkg\n")?;
+    fs::write(
+        dist_info.join("direct_url.json"),
+        format!(
+            r#"{{"url": "file://{}", "dir_info": {{"editable": true}}}}"#,
+            source.display()
+        ),
+    )?;
+
+    let python = venv.join("bin/python");
+    let python = python.to_str().ok_or("path")?;
+    let exports = saved(
+        scratch.path(),
+        &[
+            "module", "save", "-m", "tool", "--python", python, "--store", "store",
+        ],
+    )?;
+    assert!(
+        exports.contains("toil.resource.VirtualEnvResource"),
+        "{exports}"
+    );
+    // Neither the venv nor the editable source exists on the worker.
+    fs::rename(&source, scratch.path().join("src-gone"))?;
+    fs::rename(&venv, scratch.path().join("venv-gone"))?;
+    let root = scratch.path().join("root");
+    let ran = worker(
+        scratch.path(),
+        &exports,
+        &root,
+        &format!("\"$R\" module exec '{}' tool True", site_packages.display()),
+    )?;
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    assert_eq!(text(&ran.stdout), "editable!");
+    Ok(())
+}

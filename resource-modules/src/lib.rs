@@ -67,6 +67,9 @@ pub use interpreter::{
     FactsCache, InterpreterError, InterpreterFacts, InterpreterSnapshot, Lookup, PythonVersion,
     SnapshotSource, query_interpreter,
 };
-pub use scan::{EditableSource, ScanError, ScanReport, editable_sources, scan_site_packages};
+pub use scan::{
+    EditableSource, ScanError, ScanReport, editable_extra_trees, editable_sources,
+    scan_site_packages,
+};
 pub use venv::{PyvenvCfg, VirtualEnvInfo, virtual_env_info};
 pub use worker::{is_engine_module, resource_path, run_module_command};

@@ -43,6 +43,6 @@ mod walk;
 
 pub use index::{ArchiveIndex, EntryKind, IndexEntry, Method, RECOMMENDED_TAIL_LEN, TailParse};
 pub use pack::{
-    Compression, PackError, PackOptions, PackPlan, SymlinkPolicy, WriteSummary, plan,
+    Compression, ExtraTree, PackError, PackOptions, PackPlan, SymlinkPolicy, WriteSummary, plan,
 };
 pub use unpack::{UnpackError, UnpackOptions, UnpackSummary, unpack, unpack_file};

@@ -206,9 +206,22 @@ pub struct PackOptions {
     /// Name entries `<basename>/…` even without an `__init__.py`: the directory is the root
     /// package of a dotted name (a namespace package), which Toil's rule would lose.
     pub package_root: bool,
+    /// More trees to place in the archive under their own names, such as the source trees of a
+    /// virtualenv's editable installs (which Toil cannot ship). A name that is also in the main
+    /// tree is an error.
+    pub extra_trees: Vec<ExtraTree>,
     /// The user's home directory, which is refused as a root. The library never reads `$HOME`
     /// itself; the caller decides.
     pub home_dir: Option<PathBuf>,
+}
+
+/// A tree packed beside the main one: a directory, or a single file, named `archive_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraTree {
+    /// The directory or file to pack.
+    pub source: PathBuf,
+    /// Its name in the archive, `/`-separated (such as `mypkg` or `ns/sub`, or `tool.py`).
+    pub archive_name: String,
 }
 
 /// Why a tree cannot be packed, or the archive could not be written. Every error about a path
@@ -216,6 +229,20 @@ pub struct PackOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PackError {
+    /// Two entries would have the same name (an extra tree overlaps the main tree or another).
+    #[error(
+        "two entries would be named {name:?} in the archive; an extra tree overlaps another tree"
+    )]
+    DuplicateEntry {
+        /// The name.
+        name: String,
+    },
+    /// An extra tree's archive name is empty or climbs out of the archive.
+    #[error("{name:?} is not a name for an extra tree in the archive")]
+    BadExtraName {
+        /// The name given.
+        name: String,
+    },
     /// Only directory and virtualenv resources are archives.
     #[error("a {kind} resource is stored as it is, not packed into an archive")]
     NotAnArchiveKind {
@@ -466,6 +493,9 @@ impl PackPlan {
 
     /// Where an entry's content is read from.
     pub fn source_path(&self, entry: &PlanEntry) -> PathBuf {
+        if let Some(source) = &entry.source {
+            return source.clone();
+        }
         let rel = entry
             .name
             .get(self.prefix_len..)

@@ -17,7 +17,7 @@ use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::format::{S_IFDIR, S_IFLNK, S_IFREG};
-use super::pack::{PackError, PackOptions, SymlinkPolicy};
+use super::pack::{ExtraTree, PackError, PackOptions, SymlinkPolicy};
 use crate::ResourceKind;
 
 /// Directories Toil refuses to package outright; `/` and the home directory are refused too.
@@ -58,6 +58,9 @@ pub struct PlanEntry {
     pub(crate) permissions: u32,
     pub(crate) mtime: i64,
     pub(crate) source_mtime: i64,
+    /// Where the content is read from, for entries of an extra tree; `None` for the main tree,
+    /// whose entries are found from their names.
+    pub(crate) source: Option<PathBuf>,
 }
 
 impl PlanEntry {
@@ -168,6 +171,7 @@ pub(crate) fn walk(
         root_canonical,
         prefix,
         entries: Vec::new(),
+        extra: false,
     };
     walker.walk(&root_metadata)?;
     let Walker {
@@ -176,12 +180,84 @@ pub(crate) fn walk(
         mut entries,
         ..
     } = walker;
+    for tree in &options.extra_trees {
+        walk_extra_tree(tree, options, &mut entries)?;
+    }
     entries.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    if let Some(pair) = entries.windows(2).find(|pair| pair[0].name == pair[1].name) {
+        return Err(PackError::DuplicateEntry {
+            name: pair[1].name.clone(),
+        });
+    }
     Ok(Tree {
         root,
         prefix,
         entries,
     })
+}
+
+/// Adds the entries of an extra tree (a directory or a single file) under its archive name.
+fn walk_extra_tree(
+    tree: &ExtraTree,
+    options: &PackOptions,
+    entries: &mut Vec<PlanEntry>,
+) -> Result<(), PackError> {
+    let source = std::path::absolute(&tree.source).map_err(|source| PackError::Io {
+        path: tree.source.clone(),
+        source,
+    })?;
+    let metadata = fs::metadata(&source).map_err(|error| link_error(&source, error))?;
+    let root_canonical = fs::canonicalize(&source).map_err(|error| PackError::Io {
+        path: source.clone(),
+        source: error,
+    })?;
+    let name = tree.archive_name.trim_matches('/');
+    if name.is_empty()
+        || name
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(PackError::BadExtraName {
+            name: tree.archive_name.clone(),
+        });
+    }
+    let mut walker = Walker {
+        options,
+        excludes: build_excludes(&options.excludes)?,
+        root: source.clone(),
+        root_canonical,
+        prefix: if metadata.is_dir() {
+            format!("{name}/")
+        } else {
+            String::new()
+        },
+        entries: Vec::new(),
+        extra: true,
+    };
+    if metadata.is_dir() {
+        walker.walk(&metadata)?;
+    } else if metadata.is_file() {
+        fs::File::open(&source).map_err(|error| PackError::Unreadable {
+            path: source.clone(),
+            source: error,
+        })?;
+        let mut entry = walker.entry(
+            name.to_owned(),
+            EntryKind::File {
+                size: metadata.len(),
+            },
+            &metadata,
+        );
+        entry.source = Some(source);
+        walker.entries.push(entry);
+    } else {
+        return Err(PackError::SpecialFile {
+            path: source,
+            kind: "special file",
+        });
+    }
+    entries.append(&mut walker.entries);
+    Ok(())
 }
 
 /// Resolves `.` and `..` without touching the file system, as a shell user reads the path.
@@ -279,6 +355,8 @@ struct Walker<'o> {
     root_canonical: PathBuf,
     prefix: String,
     entries: Vec<PlanEntry>,
+    /// Whether this walks an extra tree, whose entries record where they come from.
+    extra: bool,
 }
 
 impl Walker<'_> {
@@ -531,12 +609,20 @@ impl Walker<'_> {
             Some(clamp) => source_mtime.min(clamp),
             None => source_mtime,
         };
+        let source = self.extra.then(|| {
+            if rel.is_empty() {
+                self.root.clone()
+            } else {
+                self.root.join(&rel)
+            }
+        });
         PlanEntry {
             name,
             kind,
             permissions: metadata.mode() & PERMISSION_BITS,
             mtime,
             source_mtime,
+            source,
         }
     }
 }
