@@ -1130,6 +1130,44 @@ fn read_egg_link(
     Some((source, dist))
 }
 
+/// The source trees of the editable installs in a `site-packages` directory, as extra trees for
+/// its virtualenv archive: each top-level name is placed where a normal install would put it, so
+/// that it imports on a worker (Toil's virtualenv resources lose editable installs).
+pub fn editable_extra_trees(site_packages: &Path) -> Result<Vec<ExtraTree>, ScanError> {
+    let mut trees = Vec::new();
+    for editable in editable_sources(site_packages)? {
+        for root in editable.top_level {
+            let dotted_path = root.name.replace('.', "/");
+            let archive_name = if root.path.is_dir() {
+                dotted_path
+            } else {
+                // A module file keeps its own file name (`tool.py`,
+                // `fast.cpython-311-x86_64-linux-gnu.so`) in its package's directory.
+                let file_name = root
+                    .path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match dotted_path.rsplit_once('/') {
+                    Some((package, _)) => format!("{package}/{file_name}"),
+                    None => file_name,
+                }
+            };
+            // A name already installed in `site-packages` itself wins; it is packed anyway.
+            if site_packages.join(&archive_name).exists() {
+                continue;
+            }
+            trees.push(ExtraTree {
+                source: root.path,
+                archive_name,
+            });
+        }
+    }
+    trees.sort_by(|a, b| a.archive_name.cmp(&b.archive_name));
+    trees.dedup_by(|a, b| a.archive_name == b.archive_name);
+    Ok(trees)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1178,42 +1216,4 @@ mod tests {
             Path::new("/s/src/x")
         );
     }
-}
-
-/// The source trees of the editable installs in a `site-packages` directory, as extra trees for
-/// its virtualenv archive: each top-level name is placed where a normal install would put it, so
-/// that it imports on a worker (Toil's virtualenv resources lose editable installs).
-pub fn editable_extra_trees(site_packages: &Path) -> Result<Vec<ExtraTree>, ScanError> {
-    let mut trees = Vec::new();
-    for editable in editable_sources(site_packages)? {
-        for root in editable.top_level {
-            let dotted_path = root.name.replace('.', "/");
-            let archive_name = if root.path.is_dir() {
-                dotted_path
-            } else {
-                // A module file keeps its own file name (`tool.py`,
-                // `fast.cpython-311-x86_64-linux-gnu.so`) in its package's directory.
-                let file_name = root
-                    .path
-                    .file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                match dotted_path.rsplit_once('/') {
-                    Some((package, _)) => format!("{package}/{file_name}"),
-                    None => file_name,
-                }
-            };
-            // A name already installed in `site-packages` itself wins; it is packed anyway.
-            if site_packages.join(&archive_name).exists() {
-                continue;
-            }
-            trees.push(ExtraTree {
-                source: root.path,
-                archive_name,
-            });
-        }
-    }
-    trees.sort_by(|a, b| a.archive_name.cmp(&b.archive_name));
-    trees.dedup_by(|a, b| a.archive_name == b.archive_name);
-    Ok(trees)
 }
