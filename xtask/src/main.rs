@@ -1,1 +1,70 @@
-fn main() {}
+//! Project automation for `resource`, run as `cargo xtask <command>` (the rust-analyzer xtask
+//! pattern; the alias lives in `.cargo/config.toml`).
+//!
+//! - `cargo xtask test`: everything CI runs: formatting, clippy, docs, then the whole test suite
+//!   with the project-local Python tools and real storage servers.
+//! - `cargo xtask proptest [--cases N]`: the property tests (every name starts with `prop_`)
+//!   in release mode with many more cases.
+//! - `cargo xtask bench [--quick] [--only NAME]`: `resource` against Toil, `md5sum`, `tar` and
+//!   `zip` on large seeded inputs in tmpfs.
+
+mod bench;
+mod project;
+mod proptest;
+mod run;
+mod servers;
+mod test;
+mod tools;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::project::Project;
+
+/// The command line of `cargo xtask`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Project automation for `resource`.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One `cargo xtask` subcommand.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything CI runs: fmt, clippy, doc, and all tests with tools and servers.
+    Test,
+    /// Run the property tests (names starting with `prop_`) in release with many cases.
+    Proptest {
+        /// Cases per property (exported as PROPTEST_CASES).
+        #[arg(long, default_value_t = proptest::DEFAULT_CASES)]
+        cases: u32,
+    },
+    /// Benchmark `resource` against Toil, md5sum, tar and zip on seeded inputs in tmpfs.
+    Bench {
+        /// Inputs about ten times smaller and fewer repetitions: a smoke run.
+        #[arg(long)]
+        quick: bool,
+        /// Run only this input (tree_large, pkg_small, site_packages).
+        #[arg(long, value_name = "NAME")]
+        only: Option<String>,
+    },
+}
+
+fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let project = Project::locate()?;
+    match cli.command {
+        Command::Test => test::run(&project),
+        Command::Proptest { cases } => proptest::run(&project, cases),
+        Command::Bench { quick, only } => bench::run(
+            &project,
+            &bench::Options {
+                quick,
+                only: only.as_deref(),
+            },
+        ),
+    }
+}

@@ -1,0 +1,310 @@
+//! `cargo xtask bench`: ours against Toil, `md5sum`, `tar` and `zip` on seeded inputs in tmpfs.
+//!
+//! Everything lives in `/dev/shm/resource-bench` (inputs are cached there between runs), so the
+//! page cache and disk never enter the numbers. Every input is run once to warm up, then `runs`
+//! times with the tools alternating, and the medians are compared with the targets. Results go
+//! to the terminal and to `target/bench/results.json`.
+//!
+//! The run is a list of suites; today there is one, [`archive_suite`] (create and download of
+//! whole inputs). Later suites (module discovery timing, ours against S3 on moto) are further
+//! functions called from [`run`] that add their own section to the [`report::Report`].
+
+mod contenders;
+mod inputs;
+mod prng;
+mod report;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+use self::contenders::{Contender, Ours, Sample, Tar, Toil, Zip, kib_to_mib, md5sum};
+use self::inputs::{Input, count_files};
+use self::report::{InputResult, Report, Series, ToolResult};
+use crate::project::Project;
+use crate::run::{describe, header, measure, run_checked};
+use crate::tools::Venv;
+
+/// Where inputs and scratch space live; must be tmpfs.
+const BENCH_ROOT: &str = "/dev/shm/resource-bench";
+
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug)]
+pub struct Options<'a> {
+    /// Smaller inputs and fewer runs.
+    pub quick: bool,
+    /// Only this input.
+    pub only: Option<&'a str>,
+}
+
+/// Runs the benchmarks and writes `target/bench/results.json`.
+pub fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
+    let names: Vec<&'static str> = match options.only {
+        None => inputs::NAMES.to_vec(),
+        Some(only) => match inputs::NAMES.iter().find(|name| **name == only) {
+            Some(name) => vec![*name],
+            None => bail!(
+                "no benchmark input named {only:?}; known: {}",
+                inputs::NAMES.join(", ")
+            ),
+        },
+    };
+    let runs = if options.quick { 3 } else { 5 };
+    let bench_root = Path::new(BENCH_ROOT);
+    if !Path::new("/dev/shm").is_dir() {
+        bail!("/dev/shm is missing; the benchmarks need tmpfs");
+    }
+
+    header("cargo build --release -p resource-cli");
+    let ours = build_ours(project);
+    if let Err(reason) = &ours {
+        println!("ours: {reason}");
+    }
+
+    header("tools");
+    let test_venv = Venv::test(project);
+    test_venv.ensure()?;
+
+    header("inputs");
+    let inputs_dir = bench_root.join(if options.quick {
+        "inputs-quick"
+    } else {
+        "inputs"
+    });
+    fs::create_dir_all(&inputs_dir)
+        .with_context(|| format!("cannot create {}", inputs_dir.display()))?;
+    let mut prepared = Vec::new();
+    for name in names {
+        prepared.push(inputs::prepare(project, name, options.quick, &inputs_dir)?);
+    }
+
+    let work = bench_root.join("work");
+    let floor = measure(&mut Command::new("true"))?;
+    let mut report = Report::new(options.quick, runs, kib_to_mib(floor.peak_rss_kib));
+    for input in &prepared {
+        header(&format!(
+            "{}: {} files, {:.1} MiB, {runs} runs after a warm-up",
+            input.name,
+            input.files,
+            kib_to_mib(input.bytes / 1024)
+        ));
+        let mut tools: Vec<Box<dyn Contender>> = Vec::new();
+        if let Ok(binary) = &ours {
+            tools.push(Box::new(Ours::new(binary.clone())));
+        }
+        tools.push(Box::new(Toil::new(
+            test_venv.python(),
+            project.xtask_dir().join("bench").join("toil_driver.py"),
+        )));
+        tools.push(Box::new(Tar::default()));
+        tools.push(Box::new(Zip::default()));
+        let mut result = archive_suite(input, &mut tools, &work, runs)?;
+        if let Err(reason) = &ours {
+            result
+                .tools
+                .insert(0, ToolResult::unavailable("ours", reason));
+        }
+        report.inputs.push(result);
+    }
+    reset_dir(&work)?;
+
+    report.print();
+    let json_path = project.target_dir().join("bench").join("results.json");
+    report.write_json(&json_path)?;
+    println!("\nresults: {}", json_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the `resource` binary in release; `Err` says why ours is not available.
+fn build_ours(project: &Project) -> Result<PathBuf, String> {
+    let mut build = project.cargo();
+    build.args(["build", "--release", "-p", "resource-cli"]);
+    run_checked(&mut build).map_err(|error| format!("not available: {error:#}"))?;
+    let binary = project.target_dir().join("release").join("resource");
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "not available: `{}` made no {}",
+            describe(&build),
+            binary.display()
+        ))
+    }
+}
+
+/// Create and download of one whole input by every tool, plus `md5sum` of the archive ours
+/// made (or, while ours is not available, of the stored zip that `zip -0` made).
+fn archive_suite(
+    input: &Input,
+    tools: &mut [Box<dyn Contender>],
+    work: &Path,
+    runs: usize,
+) -> Result<InputResult> {
+    let mut create: BTreeMap<&'static str, Vec<Sample>> = BTreeMap::new();
+    let mut download: BTreeMap<&'static str, Vec<Sample>> = BTreeMap::new();
+    let mut failed: BTreeMap<&'static str, String> = BTreeMap::new();
+    let mut md5 = Md5Samples::default();
+    for round in 0..=runs {
+        let warm_up = round == 0;
+        progress(if warm_up { "warm-up:" } else { "run:" });
+        for tool in tools.iter_mut() {
+            let name = tool.name();
+            if failed.contains_key(name) {
+                continue;
+            }
+            progress(&format!(" {name}"));
+            let md5_source = if failed.contains_key("ours") {
+                "zip"
+            } else {
+                "ours"
+            };
+            let dir = work.join(name);
+            reset_dir(&dir)?;
+            let outcome = one_round(input, tool.as_mut(), &dir, name == md5_source);
+            fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+            match outcome {
+                Ok(round_samples) if !warm_up => {
+                    create.entry(name).or_default().push(round_samples.create);
+                    download
+                        .entry(name)
+                        .or_default()
+                        .push(round_samples.download);
+                    if let Some((archive_bytes, sample)) = round_samples.md5 {
+                        md5.push(name, archive_bytes, sample);
+                    }
+                }
+                Ok(_) => {}
+                Err(error) if tool.may_fail() => {
+                    println!(" (not available: {error:#})");
+                    failed.insert(name, format!("not available: {error:#}"));
+                    create.remove(name);
+                    download.remove(name);
+                }
+                Err(error) => return Err(error.context(format!("{name} on {}", input.name))),
+            }
+        }
+        println!();
+    }
+    let mut result = InputResult::new(input, md5.into_series());
+    for tool in tools.iter() {
+        let name = tool.name();
+        result.tools.push(match failed.get(name) {
+            Some(reason) => ToolResult::unavailable(name, reason),
+            None => ToolResult::measured(
+                name,
+                Series::new(create.remove(name).unwrap_or_default()),
+                Series::new(download.remove(name).unwrap_or_default()),
+            ),
+        });
+    }
+    result.check_targets();
+    Ok(result)
+}
+
+/// The samples of one tool in one round.
+struct RoundSamples {
+    create: Sample,
+    download: Sample,
+    md5: Option<(u64, Sample)>,
+}
+
+fn one_round(
+    input: &Input,
+    tool: &mut dyn Contender,
+    dir: &Path,
+    hash_archive: bool,
+) -> Result<RoundSamples> {
+    let create = tool.create(input, dir)?;
+    let md5 = match (hash_archive, tool.archive()) {
+        (false, _) => None,
+        (true, None) => bail!("{} made no archive file to hash", tool.name()),
+        (true, Some(archive)) => {
+            let bytes = fs::metadata(&archive)
+                .with_context(|| format!("cannot stat {}", archive.display()))?
+                .len();
+            Some((bytes, md5sum(&archive)?))
+        }
+    };
+    let (download, unpacked) = tool.download(input, dir)?;
+    let (files, _) = count_files(&unpacked)?;
+    if files != input.files {
+        bail!(
+            "{} unpacked {files} files into {}, the input has {}",
+            tool.name(),
+            unpacked.display(),
+            input.files
+        );
+    }
+    Ok(RoundSamples {
+        create,
+        download,
+        md5,
+    })
+}
+
+/// `md5sum` samples, all of one tool's archive: switching the source starts over.
+#[derive(Debug, Default)]
+struct Md5Samples {
+    source: Option<&'static str>,
+    archive_bytes: u64,
+    samples: Vec<Sample>,
+}
+
+impl Md5Samples {
+    fn push(&mut self, source: &'static str, archive_bytes: u64, sample: Sample) {
+        if self.source != Some(source) {
+            self.samples.clear();
+            self.source = Some(source);
+        }
+        self.archive_bytes = archive_bytes;
+        self.samples.push(sample);
+    }
+
+    fn into_series(self) -> report::Md5Result {
+        report::Md5Result {
+            archive_of: self.source.unwrap_or("none"),
+            archive_bytes: self.archive_bytes,
+            series: Series::new(self.samples),
+        }
+    }
+}
+
+/// Prints a progress word without ending the line.
+fn progress(text: &str) {
+    let mut out = std::io::stdout().lock();
+    // Progress output is best effort; a closed stdout shows up at the next println anyway.
+    let _ = write!(out, "{text}").and_then(|()| out.flush());
+}
+
+/// Empties `dir` (making it if needed). Removal is not measured; tmpfs frees at once.
+fn reset_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_samples_start_over_when_the_source_changes() {
+        let sample = Sample {
+            wall_s: 1.0,
+            op_s: None,
+            peak_rss_mib: 1.0,
+        };
+        let mut md5 = Md5Samples::default();
+        md5.push("ours", 10, sample);
+        md5.push("ours", 10, sample);
+        md5.push("zip", 12, sample);
+        let result = md5.into_series();
+        assert_eq!(result.archive_of, "zip");
+        assert_eq!(result.series.samples.len(), 1);
+    }
+}

@@ -1,0 +1,44 @@
+//! moto 5 (`moto[server]` from `xtask/requirements-test.txt`): S3 in memory, which accepts any
+//! signature, and through the same port GCS's XML API, which is S3-shaped.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use super::{Context, Server};
+
+/// moto: exports `RESOURCE_TEST_S3_ENDPOINT` and `RESOURCE_TEST_GCS_XML_ENDPOINT`, both
+/// `http://127.0.0.1:PORT`. Buckets are made by the tests with an unsigned `PUT /BUCKET`.
+#[derive(Debug)]
+pub struct Moto;
+
+impl Server for Moto {
+    fn name(&self) -> &'static str {
+        "moto"
+    }
+
+    fn install(&self, context: &Context<'_>) -> Result<()> {
+        // Installed with the test venv; `Venv::ensure` checks the script exists.
+        let script = context.test_venv.bin("moto_server");
+        if !script.is_file() {
+            bail!("{} is missing", script.display());
+        }
+        Ok(())
+    }
+
+    fn command(&self, context: &Context<'_>, port: u16) -> Result<Command> {
+        let mut command = Command::new(context.test_venv.bin("moto_server"));
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        Ok(command)
+    }
+
+    fn env(&self, _context: &Context<'_>, port: u16) -> Vec<(String, String)> {
+        let endpoint = format!("http://127.0.0.1:{port}");
+        vec![
+            ("RESOURCE_TEST_S3_ENDPOINT".to_owned(), endpoint.clone()),
+            // `object_store` writes to GCS through the XML API, which moto serves as S3 does:
+            // the GCS client's base URL is this endpoint.
+            ("RESOURCE_TEST_GCS_XML_ENDPOINT".to_owned(), endpoint),
+        ]
+    }
+}
