@@ -79,7 +79,9 @@ pub(crate) fn with_editable_sources(
     kind: Option<resource_core::ResourceKind>,
     mut pack: PackOptions,
 ) -> anyhow::Result<PackOptions> {
-    if resource_store::publish::detect_kind(path, kind)? == resource_core::ResourceKind::VirtualEnv
+    // A path that cannot be published is reported by the publish itself, after the store.
+    if let Ok(resource_core::ResourceKind::VirtualEnv) =
+        resource_store::publish::detect_kind(path, kind)
     {
         pack.extra_trees = resource_modules::editable_extra_trees(path)?;
     }

@@ -25,7 +25,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
     #[test]
-    fn equal_trees_pack_to_equal_bytes(children in gen_children(), deflate in any::<bool>()) {
+    fn prop_equal_trees_pack_to_equal_bytes(children in gen_children(), deflate in any::<bool>()) {
         let first = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let second = other_place().map_err(|e| TestCaseError::fail(e.to_string()))?;
         create_generated(first.path(), &children, false)

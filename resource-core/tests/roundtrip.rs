@@ -112,7 +112,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
-    fn generated_trees_round_trip(children in gen_children(), deflate in any::<bool>()) {
+    fn prop_generated_trees_round_trip(children in gen_children(), deflate in any::<bool>()) {
         let work = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
         create_generated(work.path(), &children, false)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -15,7 +15,7 @@ use crate::tools::Venv;
 /// Cases per property when `--cases` is not given (the tests' own default is far lower).
 pub const DEFAULT_CASES: u32 = 2000;
 
-/// Runs `PROPTEST_CASES=<cases> cargo test --workspace --release -- prop_`.
+/// Runs `PROPTEST_CASES=<cases> cargo test --workspace --release --tests -- prop_`.
 pub fn run(project: &Project, cases: u32) -> Result<ExitCode> {
     Ok(close(run_properties(project, cases)))
 }
@@ -25,10 +25,13 @@ fn run_properties(project: &Project, cases: u32) -> Result<Tally> {
     let venv = Venv::test(project);
     venv.ensure()?;
     let mut test = project.cargo();
+    // `--tests`: every unit and integration test target but no doc tests, which are never
+    // properties and would only add their compile time.
     test.args([
         "test",
         "--workspace",
         "--release",
+        "--tests",
         "--no-fail-fast",
         "--",
         "prop_",

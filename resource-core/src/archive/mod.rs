@@ -4,7 +4,7 @@
 //!   byte is written; the archive is then streamed to any `Write` in constant memory. Entries are
 //!   sorted by name with explicit directories, Unix modes and mtimes, so equal trees give equal
 //!   bytes on any machine.
-//! - Unpacking ([`ArchiveIndex::from_tail`], then [`unpack`]): the central directory is read from
+//! - Unpacking ([`ArchiveIndex::from_tail`], then [`unpack()`]): the central directory is read from
 //!   the archive's tail, and the archive is then read once, sequentially, while it is hashed and
 //!   extracted, refusing anything unsafe.
 //!
