@@ -1,6 +1,8 @@
 //! Project automation for `resource`, run as `cargo xtask <command>` (the rust-analyzer xtask
 //! pattern; the alias lives in `.cargo/config.toml`).
 //!
+//! - `cargo xtask demo`: the main job on the local-disk store: ship a package, run it on a
+//!   "worker" that has only the exported lines.
 //! - `cargo xtask test`: everything CI runs: formatting, clippy, docs, then the whole test suite
 //!   with the project-local Python tools and real storage servers.
 //! - `cargo xtask proptest [--cases N]`: the property tests (every name starts with `prop_`)
@@ -9,6 +11,7 @@
 //!   `zip` on large seeded inputs in tmpfs.
 
 mod bench;
+mod demo;
 mod project;
 mod proptest;
 mod run;
@@ -34,6 +37,8 @@ struct Cli {
 /// One `cargo xtask` subcommand.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Ship a small package through a local-disk job store and run it on a "worker".
+    Demo,
     /// Run everything CI runs: fmt, clippy, doc, and all tests with tools and servers.
     Test,
     /// Run the property tests (names starting with `prop_`) in release with many cases.
@@ -57,6 +62,7 @@ fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let project = Project::locate()?;
     match cli.command {
+        Command::Demo => demo::run(&project).map(|()| ExitCode::SUCCESS),
         Command::Test => test::run(&project),
         Command::Proptest { cases } => proptest::run(&project, cases),
         Command::Bench { quick, only } => bench::run(
