@@ -1,9 +1,10 @@
 //! Fetching a resource over `http(s)`: presigned store URLs or any web server.
 //!
 //! The size comes from a one-byte range request (presigned URLs allow only the signed method, so
-//! no `HEAD`), the archive's tail from a suffix range, and an interrupted transfer resumes with an
-//! open range from the current offset. A server that ignores ranges still works, at the cost of
-//! reading what it sends. Responses are never decompressed: the MD5 covers the bytes as stored.
+//! no `HEAD`), the archive's tail from a range ending at the last byte (not a suffix range, which
+//! Azure does not take), and an interrupted transfer resumes with an open range from the current
+//! offset. A server that ignores ranges still works, at the cost of reading what it sends.
+//! Responses are never decompressed: the MD5 covers the bytes as stored.
 
 use std::io::{self, Read};
 use std::sync::OnceLock;
@@ -128,7 +129,9 @@ impl ByteSource for HttpSource {
         if wanted == 0 {
             return Ok(Vec::new());
         }
-        let response = self.get(Some(format!("bytes=-{wanted}")))?;
+        // An explicit range, not a suffix one (`bytes=-N`): Azure Blob Storage does not take
+        // suffix ranges (Azurite answers with a broken Content-Length), and the size is known.
+        let response = self.get(Some(format!("bytes={}-{}", total - wanted, total - 1)))?;
         let ranged = response.status().as_u16() == 206;
         let mut body = response.into_body().into_reader();
         if !ranged {

@@ -1,9 +1,9 @@
 //! Job stores and the two journeys across them: the leader's publish and the worker's
 //! fetch-verify-install.
 //!
-//! A leader [`publish`]es a path into a [`JobStore`] (local disk, memory; S3, GCS and Azure share
+//! A leader [`publish()`]es a path into a [`JobStore`] (local disk, memory; S3, GCS and Azure share
 //! the same code through [`object_store`]): the bytes stream in constant memory, are hashed on the
-//! way and appear under the path hash only when complete. A worker [`install`]s the resource under
+//! way and appear under the path hash only when complete. A worker [`install()`]s the resource under
 //! `<root>/<contentHash>`, verifying the MD5 before anything becomes visible.
 //!
 //! ```

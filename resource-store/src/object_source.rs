@@ -92,10 +92,13 @@ impl ByteSource for ObjectStoreSource {
     }
 
     fn read_tail(&self, len: u64) -> Result<Vec<u8>> {
-        if len == 0 || self.len()? == 0 {
+        let size = self.len()?;
+        if len == 0 || size == 0 {
             return Ok(Vec::new());
         }
-        let result = self.get(Some(GetRange::Suffix(len)))?;
+        // A bounded range, not a suffix one: Azure Blob Storage has no suffix ranges (its client
+        // refuses `GetRange::Suffix`), and the size is known already.
+        let result = self.get(Some(GetRange::Bounded(size.saturating_sub(len)..size)))?;
         let bytes = self
             .runtime
             .block_on(result.bytes())

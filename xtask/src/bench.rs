@@ -10,9 +10,13 @@
 //! functions called from [`run`] that add their own section to the [`report::Report`].
 
 mod contenders;
+mod discovery;
+mod fanout;
 mod inputs;
 mod prng;
 mod report;
+mod s3;
+mod sections;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -110,11 +114,29 @@ pub fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
         }
         report.inputs.push(result);
     }
+    header("module discovery");
+    let mut sections = vec![discovery::run(project, runs)];
+    header("one download per node");
+    sections.push(fanout::run(&ours, bench_root, &work, options.quick, runs));
+    header("S3 through moto");
+    let s3_setup = s3::Setup {
+        project,
+        test_venv: &test_venv,
+        ours: &ours,
+        input: prepared.iter().find(|input| input.name == "tree_large"),
+        work: &work,
+        runs,
+    };
+    sections.push(s3::run(&s3_setup, &report));
     reset_dir(&work)?;
 
     report.print();
+    for section in &sections {
+        section.print();
+    }
     let json_path = project.target_dir().join("bench").join("results.json");
     report.write_json(&json_path)?;
+    sections::add_to_json(&json_path, &sections)?;
     println!("\nresults: {}", json_path.display());
     Ok(ExitCode::SUCCESS)
 }

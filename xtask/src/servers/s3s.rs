@@ -52,7 +52,10 @@ impl Server for S3sFs {
 
     fn env(&self, _context: &Context<'_>, port: u16) -> Vec<(String, String)> {
         [
-            ("RESOURCE_TEST_S3S_ENDPOINT", format!("http://127.0.0.1:{port}")),
+            (
+                "RESOURCE_TEST_S3S_ENDPOINT",
+                format!("http://127.0.0.1:{port}"),
+            ),
             ("RESOURCE_TEST_S3S_ACCESS_KEY", ACCESS_KEY.to_owned()),
             ("RESOURCE_TEST_S3S_SECRET_KEY", SECRET_KEY.to_owned()),
             ("RESOURCE_TEST_S3S_BUCKET", BUCKET.to_owned()),
