@@ -1,6 +1,6 @@
 //! The sections after the archive table: module discovery, one download per node, and S3
 //! through moto. Each prints its medians, the baseline measured in the same run, and its
-//! targets; one that cannot run says "not available: <reason>".
+//! targets; one that cannot run says "not available: `<reason>`".
 
 use std::fs;
 use std::path::Path;
