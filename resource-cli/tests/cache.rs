@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use resource_store::testing::{HttpFileServer, noise};
+use resource_store::testing::{HttpFileServer, noise, visible_entries};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -49,20 +49,6 @@ fn create(
     let name = json["envName"].as_str().ok_or("envName")?.to_owned();
     let value = json["envValue"].as_str().ok_or("envValue")?.to_owned();
     Ok((name, value, json))
-}
-
-fn visible_entries(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(root)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 #[test]

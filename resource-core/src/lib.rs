@@ -18,7 +18,7 @@
 //! // The leader stores the bytes, hashing them on the way.
 //! let mut stored = HashingWriter::new(Vec::new());
 //! stored.write_all(b"def main(): pass\n")?;
-//! let (_bytes, content_hash) = stored.finish();
+//! let (_bytes, content_hash) = stored.finish()?;
 //!
 //! let leader_path = Path::new("/home/me/flow.py");
 //! let resource = Resource {

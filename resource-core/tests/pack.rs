@@ -1200,7 +1200,7 @@ fn measure_matches_what_write_produces() -> TestResult {
     assert_eq!(plan.file_bytes(), expected_bytes);
     let mut out = HashingWriter::new(Vec::new());
     let summary = plan.write(&mut out)?;
-    let (archive, hash) = out.finish();
+    let (archive, hash) = out.finish()?;
     assert_eq!(archive.len() as u64, summary.archive_len);
     assert_eq!(hash, ContentHash::of_bytes(&archive));
     assert_eq!(plan.measure()?, (summary.archive_len, hash));
@@ -1244,7 +1244,7 @@ fn the_writer_can_run_on_one_thread_while_another_hashes() -> TestResult {
             hashing.write_all(&chunk)?;
         }
         let length = hashing.bytes_hashed();
-        Ok::<_, io::Error>((length, hashing.finish().1))
+        Ok::<_, io::Error>((length, hashing.finish()?.1))
     });
     let summary = plan.write(ChannelWriter(chunks))?;
     let (length, hash) = hasher.join().map_err(|_| "the hashing thread panicked")??;

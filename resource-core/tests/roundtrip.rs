@@ -27,7 +27,7 @@ fn unpack_into(archive: &[u8], dest: &Path) -> Result<(), BoxError> {
     };
     let mut stream = HashingReader::new(Cursor::new(archive));
     unpack(&index, &mut stream, dest, &UnpackOptions::default())?;
-    let (_, hash) = stream.finish();
+    let (_, hash) = stream.finish()?;
     assert_eq!(hash, ContentHash::of_bytes(archive));
     Ok(())
 }

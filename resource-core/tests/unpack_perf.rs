@@ -105,7 +105,7 @@ fn unpacking_runs_near_md5_speed() -> TestResult {
         let mut buf = vec![0; 1 << 20];
         let cpu0 = cpu_seconds("/proc/thread-self/stat")?;
         while reader.read(&mut buf)? > 0 {}
-        let (_, md5_hash) = reader.finish();
+        let (_, md5_hash) = reader.finish()?;
         best_md5 = best_md5.min(started.elapsed().as_secs_f64());
         println!(
             "round {round}: MD5 alone {:.2} s wall, {:.2} s CPU",

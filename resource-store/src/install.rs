@@ -217,7 +217,9 @@ fn fetch_into(
             summary.bytes
         }
     };
-    let (_, actual) = reader.finish();
+    let (_, actual) = reader
+        .finish()
+        .map_err(|error| StoreError::io(&location, error.into()))?;
     check_hash(&resource.content_hash, actual, &location)?;
     Ok(size)
 }

@@ -139,7 +139,10 @@ impl Content {
     fn measure(&self) -> Result<(u64, ContentHash)> {
         let mut out = HashingWriter::new(std::io::sink());
         let len = self.write(&mut out)?;
-        Ok((len, out.finish().1))
+        let (_, hash) = out
+            .finish()
+            .map_err(|error| StoreError::io("<dry run>", error.into()))?;
+        Ok((len, hash))
     }
 }
 

@@ -20,7 +20,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use resource_core::hash::ContentHasher;
+use resource_core::hash::{ContentHasher, HashError};
 use resource_core::{ContentHash, ResourceKind};
 
 use crate::error::{Result, StoreError};
@@ -429,7 +429,8 @@ impl JobStore {
             .and_then(|result| result);
         let hashed = hasher
             .await
-            .map_err(|error| StoreError::Task(error.to_string()));
+            .map_err(|error| StoreError::Task(error.to_string()))
+            .and_then(|result| result);
 
         if let Some(source) = upload_failure {
             // The abort's own failure adds nothing useful to the first error.
@@ -438,7 +439,9 @@ impl JobStore {
         }
         let (value, (content_hash, size)) = match (produced, hashed) {
             (Ok(value), Ok(hashed)) => (value, hashed),
-            (Err(error), _) | (_, Err(error)) => {
+            // A hashing failure makes the producer fail too, with a bare broken pipe, so the
+            // hasher's error comes first; a producer failure leaves the hasher's result `Ok`.
+            (_, Err(error)) | (Err(error), _) => {
                 let _ = writer.abort().await;
                 return Err(error);
             }
@@ -482,16 +485,19 @@ impl JobStore {
 fn hash_and_forward(
     chunks: Receiver<Bytes>,
     upload: tokio::sync::mpsc::Sender<Bytes>,
-) -> (ContentHash, u64) {
+) -> Result<(ContentHash, u64)> {
+    let hash_error = |error: HashError| StoreError::io("<upload stream>", error.into());
     let mut hasher = ContentHasher::new();
     for chunk in chunks {
-        hasher.update(&chunk);
+        // Dropping `chunks` on an error stops the producer, and dropping `upload` ends the upload
+        // loop, which then aborts the upload and reports this error.
+        hasher.update(&chunk).map_err(hash_error)?;
         if upload.blocking_send(chunk).is_err() {
             break;
         }
     }
     let size = hasher.bytes_hashed();
-    (hasher.finish(), size)
+    Ok((hasher.finish().map_err(hash_error)?, size))
 }
 
 /// A `Write` that batches bytes into chunks and sends them down a channel.

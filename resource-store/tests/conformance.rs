@@ -15,14 +15,15 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use resource_core::{Resource, ResourceKind};
 use resource_store::testing::noise;
 use resource_store::{
-    FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreError, StoreLocator,
-    install, open_url, publish, refresh,
+    ByteSource, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreError,
+    StoreLocator, install, open_url, publish, refresh,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -85,6 +86,39 @@ fn check_installed(resource: &Resource, installed: &Path, inputs: &Inputs) -> Te
 
 /// The whole conformance run against one store. `url_fetch` says whether the URL handed to
 /// workers can be fetched from this process (not for the memory store).
+/// Uploads 11 MiB (more than two multipart parts) under `name`, then fails as a leader whose
+/// disk vanished would; the upload must report the failure.
+fn failing_upload(
+    runtime: &tokio::runtime::Runtime,
+    store: &JobStore,
+    name: &str,
+    kind: ResourceKind,
+) -> TestResult {
+    let failed = runtime.block_on(store.upload(name, kind, |out: &mut dyn Write| {
+        out.write_all(&noise(11 << 20, 9))
+            .map_err(|cause| StoreError::io("/leader/input", cause))?;
+        Err::<(), _>(StoreError::io(
+            "/leader/input",
+            std::io::Error::other("disk vanished"),
+        ))
+    }));
+    match failed {
+        Err(StoreError::Io { .. }) => Ok(()),
+        other => Err(format!("{}: a failing upload gave {other:?}", store.shown_as()).into()),
+    }
+}
+
+/// Installs `resource` from `source` into a fresh root and checks the installed copy.
+fn install_and_check(
+    resource: &Resource,
+    source: Arc<dyn ByteSource>,
+    inputs: &Inputs,
+) -> TestResult {
+    let root = tempfile::tempdir()?;
+    let installed = install(resource, root.path(), source, None, &quick_install())?;
+    check_installed(resource, &installed.path, inputs)
+}
+
 fn conformance(store: &JobStore, url_fetch: bool) -> TestResult {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -102,22 +136,15 @@ fn conformance(store: &JobStore, url_fetch: bool) -> TestResult {
         let name = resource.path_hash.to_string();
 
         // Direct fetch through the store's own client.
-        let root = tempfile::tempdir()?;
-        let installed = install(
-            &resource,
-            root.path(),
-            store.source(&name)?,
-            None,
-            &quick_install(),
-        )?;
-        check_installed(&resource, &installed.path, &inputs)?;
+        install_and_check(&resource, store.source(&name)?, &inputs)?;
 
         // The URL handed to workers, and a refreshed one.
         if url_fetch {
-            let root = tempfile::tempdir()?;
-            let source = open_url(&resource.url, &StoreConfig::default())?;
-            let installed = install(&resource, root.path(), source, None, &quick_install())?;
-            check_installed(&resource, &installed.path, &inputs)?;
+            install_and_check(
+                &resource,
+                open_url(&resource.url, &StoreConfig::default())?,
+                &inputs,
+            )?;
 
             let refreshed = runtime.block_on(refresh(store, &resource))?;
             assert_eq!(refreshed.content_hash, resource.content_hash);
@@ -136,40 +163,12 @@ fn conformance(store: &JobStore, url_fetch: bool) -> TestResult {
         assert_eq!(again.resource.content_hash, resource.content_hash);
 
         // A failed replacement leaves the previous object, whole.
-        let failed = runtime.block_on(store.upload(&name, resource.kind, |out: &mut dyn Write| {
-            out.write_all(&noise(11 << 20, 9))
-                .map_err(|cause| StoreError::io("/leader/replacement", cause))?;
-            Err::<(), _>(StoreError::io(
-                "/leader/replacement",
-                std::io::Error::other("disk vanished"),
-            ))
-        }));
-        assert!(failed.is_err());
-        let root = tempfile::tempdir()?;
-        let installed = install(
-            &resource,
-            root.path(),
-            store.source(&name)?,
-            None,
-            &quick_install(),
-        )?;
-        check_installed(&resource, &installed.path, &inputs)?;
+        failing_upload(&runtime, store, &name, resource.kind)?;
+        install_and_check(&resource, store.source(&name)?, &inputs)?;
     }
 
     // A failed first upload leaves nothing under its name.
-    let failed = runtime.block_on(store.upload(
-        "never-complete",
-        ResourceKind::File,
-        |out: &mut dyn Write| {
-            out.write_all(&noise(11 << 20, 10))
-                .map_err(|cause| StoreError::io("/leader/x", cause))?;
-            Err::<(), _>(StoreError::io(
-                "/leader/x",
-                std::io::Error::other("interrupted"),
-            ))
-        },
-    ));
-    assert!(failed.is_err());
+    failing_upload(&runtime, store, "never-complete", ResourceKind::File)?;
     let head = runtime.block_on(store.objects().head(&store.shared_object("never-complete")));
     assert!(
         matches!(head, Err(object_store::Error::NotFound { .. })),
@@ -409,41 +408,17 @@ fn gcs_reads_conform_on_fake_gcs() -> TestResult {
         )?;
 
         // Direct read through the store's own client (sizes, ranges, the archive's tail).
-        let root = tempfile::tempdir()?;
-        let installed = install(
-            &resource,
-            root.path(),
-            store.source(&name)?,
-            None,
-            &quick_install(),
-        )?;
-        check_installed(&resource, &installed.path, &inputs)?;
+        install_and_check(&resource, store.source(&name)?, &inputs)?;
 
         // The signed URL handed to workers, signed locally with the service-account key.
         let url = runtime.block_on(store.url_for(&name))?;
         assert!(url.contains("X-Goog-Signature="), "not a signed URL: {url}");
-        let root = tempfile::tempdir()?;
-        let installed = install(
-            &resource,
-            root.path(),
-            open_url(&url, &StoreConfig::default())?,
-            None,
-            &quick_install(),
-        )?;
-        check_installed(&resource, &installed.path, &inputs)?;
+        install_and_check(&resource, open_url(&url, &StoreConfig::default())?, &inputs)?;
 
         // A direct gs:// URL, read by a worker with the same configuration.
         let url = runtime.block_on(direct.url_for(&name))?;
         assert_eq!(url, format!("gs://{bucket}/{}", store.shared_object(&name)));
-        let root = tempfile::tempdir()?;
-        let installed = install(
-            &resource,
-            root.path(),
-            open_url(&url, &config)?,
-            None,
-            &quick_install(),
-        )?;
-        check_installed(&resource, &installed.path, &inputs)?;
+        install_and_check(&resource, open_url(&url, &config)?, &inputs)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use resource_core::Resource;
 use resource_store::fault::{Fault, FaultySource};
-use resource_store::testing::{HttpFileServer, noise};
+use resource_store::testing::{HttpFileServer, noise, visible_entries};
 use resource_store::{
     ByteSource, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreError, StoreLocator,
     install, open_url, publish,
@@ -61,20 +61,6 @@ fn quick_options() -> InstallOptions {
 }
 
 /// The names in a directory, hidden cache folders aside.
-fn visible_entries(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| !name.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 fn same_tree(a: &Path, b: &Path) -> Result<bool, std::io::Error> {
     let mut left: Vec<_> = walk(a)?;
     let mut right: Vec<_> = walk(b)?;

@@ -5,9 +5,10 @@
 //! times with the tools alternating, and the medians are compared with the targets. Results go
 //! to the terminal and to `target/bench/results.json`.
 //!
-//! The run is a list of suites; today there is one, [`archive_suite`] (create and download of
-//! whole inputs). Later suites (module discovery timing, ours against S3 on moto) are further
-//! functions called from [`run`] that add their own section to the [`report::Report`].
+//! The run is a list of suites: [`archive_suite`] (create and download of whole inputs) makes
+//! the [`report::Report`] table; module discovery, one download per node, and ours against S3
+//! (one section each for moto and s3s-fs) are further functions called from [`run`] that add
+//! their own [`sections::Section`]s.
 
 mod contenders;
 mod discovery;
@@ -118,7 +119,6 @@ pub fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
     let mut sections = vec![discovery::run(project, runs)];
     header("one download per node");
     sections.push(fanout::run(&ours, bench_root, &work, options.quick, runs));
-    header("S3 through moto");
     let s3_setup = s3::Setup {
         project,
         test_venv: &test_venv,
@@ -127,7 +127,7 @@ pub fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
         work: &work,
         runs,
     };
-    sections.push(s3::run(&s3_setup, &report));
+    sections.extend(s3::run(&s3_setup, &report));
     reset_dir(&work)?;
 
     report.print();

@@ -50,12 +50,29 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// A context with a fresh temporary directory for this run.
+    /// A context with a fresh temporary directory for this run in the system's temporary
+    /// directory.
     pub fn new(project: &'a Project, test_venv: &'a Venv, log_dir: PathBuf) -> Result<Self> {
+        Self::new_in(project, test_venv, log_dir, &std::env::temp_dir())
+    }
+
+    /// A context whose fresh temporary directory is made inside `parent`. The benchmarks keep
+    /// server data on tmpfs this way, so that a server's disk never enters their numbers.
+    pub fn new_in(
+        project: &'a Project,
+        test_venv: &'a Venv,
+        log_dir: PathBuf,
+        parent: &Path,
+    ) -> Result<Self> {
         let run_dir = tempfile::Builder::new()
             .prefix("xtask-servers-")
-            .tempdir()
-            .context("cannot create a temporary directory for the test servers")?;
+            .tempdir_in(parent)
+            .with_context(|| {
+                format!(
+                    "cannot create a temporary directory for the test servers in {}",
+                    parent.display()
+                )
+            })?;
         Ok(Self {
             project,
             test_venv,

@@ -21,7 +21,7 @@
 //! let plan = archive::plan(&tree.path().join("pkg"), ResourceKind::Directory, &PackOptions::default())?;
 //! let mut out = HashingWriter::new(Vec::new());
 //! plan.write(&mut out)?;
-//! let (bytes, content_hash) = out.finish();
+//! let (bytes, content_hash) = out.finish()?;
 //!
 //! // Worker: index from the tail, then one pass that hashes and unpacks.
 //! let TailParse::Index(index) = ArchiveIndex::from_tail(&bytes, bytes.len() as u64)? else {
@@ -30,7 +30,7 @@
 //! let dest = tempfile::tempdir()?;
 //! let mut reader = HashingReader::new(&bytes[..]);
 //! archive::unpack(&index, &mut reader, dest.path(), &UnpackOptions::default())?;
-//! assert_eq!(reader.finish().1, content_hash);
+//! assert_eq!(reader.finish()?.1, content_hash);
 //! assert_eq!(std::fs::read_to_string(dest.path().join("pkg/__init__.py"))?, "VALUE = 1\n");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

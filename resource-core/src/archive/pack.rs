@@ -23,7 +23,7 @@
 //!
 //! let mut out = HashingWriter::new(Vec::new());
 //! let summary = plan.write(&mut out)?;
-//! let (archive, content_hash) = out.finish();
+//! let (archive, content_hash) = out.finish()?;
 //! assert_eq!(summary.archive_len, archive.len() as u64);
 //! // A dry run gives the same length and hash without keeping the bytes.
 //! assert_eq!(plan.measure()?, (summary.archive_len, content_hash));
@@ -525,7 +525,7 @@ impl PackPlan {
     pub fn measure(&self) -> Result<(u64, ContentHash), PackError> {
         let mut out = HashingWriter::new(io::sink());
         let summary = self.write(&mut out)?;
-        let (_, hash) = out.finish();
+        let (_, hash) = out.finish().map_err(|error| output_error(error.into()))?;
         Ok((summary.archive_len, hash))
     }
 }
@@ -1132,36 +1132,14 @@ fn deflate_into<W: Write>(
     out: &mut OutputBuffer<W>,
     path: &Path,
 ) -> Result<(), PackError> {
-    let finishing = flush == TDEFLFlush::Finish;
-    let mut stalls = 0;
+    let mut guard = DeflateGuard::new(path, flush == TDEFLFlush::Finish);
     loop {
         let spare = out.spare().map_err(output_error)?;
         let (status, consumed, produced) = compress(deflater, input, spare, flush);
         out.commit(produced);
         input = input.get(consumed..).unwrap_or_default();
-        match status {
-            TDEFLStatus::Done => return Ok(()),
-            TDEFLStatus::Okay if !finishing && input.is_empty() => return Ok(()),
-            TDEFLStatus::Okay => {}
-            TDEFLStatus::BadParam | TDEFLStatus::PutBufFailed => {
-                return Err(PackError::Deflate {
-                    path: path.to_owned(),
-                    reason: "the compressor refused its input",
-                });
-            }
-        }
-        // The compressor always progresses while it has room to write; guard against a bug
-        // turning into an endless loop.
-        stalls = if consumed == 0 && produced == 0 {
-            stalls + 1
-        } else {
-            0
-        };
-        if stalls > 2 {
-            return Err(PackError::Deflate {
-                path: path.to_owned(),
-                reason: "the compressor stopped making progress",
-            });
+        if guard.done(status, consumed, produced, input.is_empty())? {
+            return Ok(());
         }
     }
 }
@@ -1177,7 +1155,7 @@ fn deflate_whole(
     deflated.clear();
     deflated.resize(input.len() / 2 + 1024, 0);
     let mut filled = 0;
-    let mut stalls = 0;
+    let mut guard = DeflateGuard::new(path, true);
     loop {
         if filled == deflated.len() {
             deflated.resize(filled * 2, 0);
@@ -1186,30 +1164,66 @@ fn deflate_whole(
             compress(deflater, input, &mut deflated[filled..], TDEFLFlush::Finish);
         filled += produced;
         input = input.get(consumed..).unwrap_or_default();
-        match status {
-            TDEFLStatus::Done => break,
-            TDEFLStatus::Okay => {}
-            TDEFLStatus::BadParam | TDEFLStatus::PutBufFailed => {
-                return Err(PackError::Deflate {
-                    path: path.to_owned(),
-                    reason: "the compressor refused its input",
-                });
-            }
-        }
-        stalls = if consumed == 0 && produced == 0 {
-            stalls + 1
-        } else {
-            0
-        };
-        if stalls > 2 {
-            return Err(PackError::Deflate {
-                path: path.to_owned(),
-                reason: "the compressor stopped making progress",
-            });
+        if guard.done(status, consumed, produced, input.is_empty())? {
+            break;
         }
     }
     deflated.truncate(filled);
     Ok(())
+}
+
+/// Reads the compressor's answers for one deflate call sequence: whether to call again, and
+/// an error naming the file when it refuses its input or stops making progress.
+struct DeflateGuard<'a> {
+    path: &'a Path,
+    /// Whether the stream is being ended, so only [`TDEFLStatus::Done`] completes it.
+    finishing: bool,
+    /// Calls in a row that neither consumed nor produced a byte.
+    stalls: u32,
+}
+
+impl<'a> DeflateGuard<'a> {
+    fn new(path: &'a Path, finishing: bool) -> Self {
+        Self {
+            path,
+            finishing,
+            stalls: 0,
+        }
+    }
+
+    /// Whether the work is done after a call that returned `status`, having consumed and
+    /// produced the given byte counts; `input_left_empty` says whether all input was consumed.
+    fn done(
+        &mut self,
+        status: TDEFLStatus,
+        consumed: usize,
+        produced: usize,
+        input_left_empty: bool,
+    ) -> Result<bool, PackError> {
+        let error = |reason| PackError::Deflate {
+            path: self.path.to_owned(),
+            reason,
+        };
+        match status {
+            TDEFLStatus::Done => return Ok(true),
+            TDEFLStatus::Okay if !self.finishing && input_left_empty => return Ok(true),
+            TDEFLStatus::Okay => {}
+            TDEFLStatus::BadParam | TDEFLStatus::PutBufFailed => {
+                return Err(error("the compressor refused its input"));
+            }
+        }
+        // The compressor always progresses while it has room to write; guard against a bug
+        // turning into an endless loop.
+        self.stalls = if consumed == 0 && produced == 0 {
+            self.stalls + 1
+        } else {
+            0
+        };
+        if self.stalls > 2 {
+            return Err(error("the compressor stopped making progress"));
+        }
+        Ok(false)
+    }
 }
 
 #[cfg(test)]

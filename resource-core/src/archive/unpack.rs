@@ -57,7 +57,7 @@
 //! let dest = tempfile::tempdir()?;
 //! let mut stream = HashingReader::new(Cursor::new(&archive));
 //! let summary = unpack(&index, &mut stream, dest.path(), &UnpackOptions::default())?;
-//! let (_, content_hash) = stream.finish();
+//! let (_, content_hash) = stream.finish()?;
 //!
 //! assert_eq!(content_hash, ContentHash::of_bytes(&archive));
 //! assert_eq!((summary.files, summary.dirs), (1, 1));
@@ -428,7 +428,7 @@ pub fn unpack_file(
     file.seek(SeekFrom::Start(0)).map_err(read_err)?;
     let mut reader = HashingReader::new(file);
     let summary = unpack(&index, &mut reader, dest, options)?;
-    let (_, hash) = reader.finish();
+    let (_, hash) = reader.finish().map_err(|error| read_err(error.into()))?;
     Ok((summary, hash))
 }
 

@@ -2,7 +2,7 @@
 //! each turning an input into a stored archive ("create") and back into a tree ("download").
 //! `md5sum` is measured separately on an archive one of them made.
 //!
-//! Adding a contender (say, ours against S3 on moto) is one more [`Contender`] implementation.
+//! Adding a contender is one more [`Contender`] implementation.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,8 @@ pub struct Sample {
 }
 
 impl Sample {
-    fn of(measured: &Measured, op_s: Option<f64>) -> Self {
+    /// The sample of one measured run, with the operation's own time if the tool reported it.
+    pub fn of(measured: &Measured, op_s: Option<f64>) -> Self {
         Self {
             wall_s: measured.wall.as_secs_f64(),
             op_s,
@@ -72,6 +73,40 @@ struct Registered {
     archive: Option<PathBuf>,
 }
 
+/// The fields of what `resource create --json` prints that the benchmarks use.
+#[derive(Debug, Clone)]
+pub struct CreatedResource {
+    /// `pathHash`: the name the resource is stored under.
+    pub path_hash: String,
+    /// `url`: where workers fetch it (a `file:` URL, or a presigned one for object stores).
+    pub url: String,
+    /// `envName`: the `JTRES_<pathHash>` variable that registers it for workers.
+    pub env_name: String,
+    /// `envValue`: that variable's value, Toil's wire form.
+    pub env_value: String,
+}
+
+impl CreatedResource {
+    /// Reads the one JSON object `resource create --json` printed on standard output.
+    pub fn parse(stdout: &str) -> Result<Self> {
+        let json: Value = serde_json::from_str(stdout.trim()).with_context(|| {
+            format!("`resource create --json` printed no JSON object: {stdout:?}")
+        })?;
+        let field = |key: &str| -> Result<String> {
+            json.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .with_context(|| format!("`resource create --json` output lacks {key:?}: {json}"))
+        };
+        Ok(Self {
+            path_hash: field("pathHash")?,
+            url: field("url")?,
+            env_name: field("envName")?,
+            env_value: field("envValue")?,
+        })
+    }
+}
+
 /// Ours: `resource create INPUT --store DIR --json`, then `resource download INPUT --root ROOT`
 /// in an environment holding only `JTRES_ROOT` and the created variable.
 #[derive(Debug)]
@@ -111,23 +146,11 @@ impl Contender for Ours {
                 .arg(&store)
                 .args(["--json", "--kind", input.kind.flag()]),
         )?;
-        let json: Value = serde_json::from_str(measured.stdout.trim()).with_context(|| {
-            format!(
-                "`resource create --json` printed no JSON object: {:?}",
-                measured.stdout
-            )
-        })?;
-        let field = |key: &str| -> Result<String> {
-            json.get(key)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .with_context(|| format!("`resource create --json` output lacks {key:?}: {json}"))
-        };
-        let url = field("url")?;
+        let created = CreatedResource::parse(&measured.stdout)?;
         self.registered = Some(Registered {
-            env_name: field("envName")?,
-            env_value: field("envValue")?,
-            archive: file_url_path(&url),
+            archive: file_url_path(&created.url),
+            env_name: created.env_name,
+            env_value: created.env_value,
         });
         Ok(Sample::of(&measured, None))
     }

@@ -10,9 +10,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use resource_store::testing::HttpFileServer;
-use serde_json::Value;
 
-use super::contenders::{Sample, kib_to_mib};
+use super::contenders::{CreatedResource, Sample, kib_to_mib};
 use super::prng::SplitMix64;
 use super::report::Series;
 use super::reset_dir;
@@ -58,20 +57,15 @@ fn measure_fanout(
             .arg(&store)
             .arg("--json"),
     )?;
-    let json: Value = serde_json::from_str(created.stdout.trim())
-        .with_context(|| format!("`resource create --json` printed {:?}", created.stdout))?;
-    let field = |key: &str| -> Result<String> {
-        json.get(key)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .with_context(|| format!("`resource create --json` output lacks {key:?}: {json}"))
-    };
-    let path_hash = field("pathHash")?;
+    let created = CreatedResource::parse(&created.stdout)?;
     let server =
         HttpFileServer::serve(&store.join("shared")).context("starting the HTTP server")?;
     // Workers see the resource at an http URL: rewrite the registered URL.
-    let env_name = field("envName")?;
-    let env_value = field("envValue")?.replace(&field("url")?, &server.url(&path_hash));
+    let path_hash = created.path_hash;
+    let env_name = created.env_name;
+    let env_value = created
+        .env_value
+        .replace(&created.url, &server.url(&path_hash));
     let download = |root: &Path| {
         let mut command = Command::new(binary);
         command

@@ -164,7 +164,7 @@ pub struct Md5Result {
 #[derive(Debug, Serialize)]
 pub struct Target {
     /// What is compared, e.g. `create: ours / md5sum`.
-    pub what: &'static str,
+    pub what: String,
     /// The measured ratio or value.
     pub value: f64,
     /// The largest value that meets the target.
@@ -263,7 +263,7 @@ impl InputResult {
             .into_iter()
             .filter_map(|(what, value, limit)| {
                 value.map(|value| Target {
-                    what,
+                    what: what.to_owned(),
                     value,
                     limit,
                     met: value <= limit,

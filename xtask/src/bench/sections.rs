@@ -1,6 +1,6 @@
 //! The sections after the archive table: module discovery, one download per node, and S3
-//! through moto. Each prints its medians, the baseline measured in the same run, and its
-//! targets; one that cannot run says "not available: `<reason>`".
+//! through moto and through s3s-fs. Each prints its medians, the baseline measured in the same
+//! run, and its targets; one that cannot run says "not available: `<reason>`".
 
 use std::fs;
 use std::path::Path;
@@ -62,9 +62,9 @@ impl Section {
     }
 
     /// Records a target: `value <= limit`.
-    pub fn target(&mut self, what: &'static str, value: f64, limit: f64) {
+    pub fn target(&mut self, what: impl Into<String>, value: f64, limit: f64) {
         self.targets.push(Target {
-            what,
+            what: what.into(),
             value,
             limit,
             met: value <= limit,

@@ -1,5 +1,6 @@
-//! moto 5 (`moto[server]` from `xtask/requirements-test.txt`): S3 in memory, which accepts any
-//! signature, and through the same port GCS's XML API, which is S3-shaped.
+//! moto 5 (`moto[server]` from `xtask/requirements-test.txt`): S3 in memory (large objects
+//! spooled to the run's directory), which accepts any signature, and through the same port
+//! GCS's XML API, which is S3-shaped.
 
 use std::process::Command;
 
@@ -29,6 +30,10 @@ impl Server for Moto {
     fn command(&self, context: &Context<'_>, port: u16) -> Result<Command> {
         let mut command = Command::new(context.test_venv.bin("moto_server"));
         command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        // moto keeps objects in memory only up to about 5 MiB and spools larger ones to
+        // temporary files; those belong to the run's directory (on tmpfs for the benchmarks),
+        // not to whatever disk holds the system's temporary directory.
+        command.env("TMPDIR", context.run_dir());
         Ok(command)
     }
 
