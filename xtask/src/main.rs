@@ -4,7 +4,8 @@
 //! - `cargo xtask demo`: the main job on the local-disk store: ship a package, run it on a
 //!   "worker" that has only the exported lines.
 //! - `cargo xtask test`: everything CI runs: formatting, clippy, docs, then the whole test suite
-//!   with the project-local Python tools and real storage servers.
+//!   with the project-local Python tools and real storage servers. `cargo xtask test -- ARGS`
+//!   runs `cargo test ARGS` alone, with the same tools and servers.
 //! - `cargo xtask proptest [--cases N]`: the property tests (every name starts with `prop_`)
 //!   in release mode with many more cases.
 //! - `cargo xtask bench [--quick] [--only NAME]`: `resource` against Toil, `md5sum`, `tar` and
@@ -40,7 +41,12 @@ enum Command {
     /// Ship a small package through a local-disk job store and run it on a "worker".
     Demo,
     /// Run everything CI runs: fmt, clippy, doc, and all tests with tools and servers.
-    Test,
+    Test {
+        /// Instead of everything, `cargo test` with these arguments (after `--`), with the tools
+        /// and servers but without fmt, clippy and doc.
+        #[arg(last = true, value_name = "CARGO_TEST_ARGS")]
+        cargo_test_args: Vec<String>,
+    },
     /// Run the property tests (names starting with `prop_`) in release with many cases.
     Proptest {
         /// Cases per property (exported as PROPTEST_CASES).
@@ -63,7 +69,7 @@ fn main() -> Result<ExitCode> {
     let project = Project::locate()?;
     match cli.command {
         Command::Demo => demo::run(&project).map(|()| ExitCode::SUCCESS),
-        Command::Test => test::run(&project),
+        Command::Test { cargo_test_args } => test::run(&project, &cargo_test_args),
         Command::Proptest { cases } => proptest::run(&project, cases),
         Command::Bench { quick, only } => bench::run(
             &project,

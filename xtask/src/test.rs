@@ -17,9 +17,13 @@ use crate::servers::{self, Servers};
 use crate::tools::Venv;
 
 /// Runs the whole suite; the exit code tells CI whether everything passed.
-pub fn run(project: &Project) -> Result<ExitCode> {
+///
+/// With `cargo_test_args` (say `-p resource-store --test conformance s3s`), only those tests run,
+/// with the tools and servers they need but without the fmt, clippy and doc steps: a developer's
+/// way to run one server-backed test.
+pub fn run(project: &Project, cargo_test_args: &[String]) -> Result<ExitCode> {
     let mut timings = Timings::default();
-    let outcome = run_steps(project, &mut timings);
+    let outcome = run_steps(project, &mut timings, cargo_test_args);
     timings.print();
     Ok(close(outcome))
 }
@@ -51,34 +55,15 @@ pub fn close(outcome: Result<Tally>) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn run_steps(project: &Project, timings: &mut Timings) -> Result<Tally> {
+fn run_steps(
+    project: &Project,
+    timings: &mut Timings,
+    cargo_test_args: &[String],
+) -> Result<Tally> {
     const STEPS: usize = 6;
-
-    let mut fmt = project.cargo();
-    fmt.args(["fmt", "--all", "--", "--check"]);
-    timings.step(1, STEPS, &describe(&fmt), || run_checked(&mut fmt))?;
-
-    let mut clippy = project.cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    timings.step(2, STEPS, &describe(&clippy), || run_checked(&mut clippy))?;
-
-    let mut doc = project.cargo();
-    doc.args(["doc", "--workspace", "--no-deps"])
-        .env("RUSTDOCFLAGS", "-D warnings");
-    timings.step(
-        3,
-        STEPS,
-        "RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps",
-        || run_checked(&mut doc),
-    )?;
-
+    if cargo_test_args.is_empty() {
+        lint_steps(project, timings, STEPS)?;
+    }
     let venv = Venv::test(project);
     timings.step(4, STEPS, "project-local tools (.tools/py)", || {
         venv.ensure()
@@ -94,7 +79,11 @@ fn run_steps(project: &Project, timings: &mut Timings) -> Result<Tally> {
     })?;
 
     let mut test = project.cargo();
-    test.args(["test", "--workspace", "--no-fail-fast"]);
+    test.args(["test", "--no-fail-fast"]);
+    if cargo_test_args.is_empty() {
+        test.arg("--workspace");
+    }
+    test.args(cargo_test_args);
     for (name, value) in test_env(project, &venv) {
         test.env(name, value);
     }
@@ -105,6 +94,36 @@ fn run_steps(project: &Project, timings: &mut Timings) -> Result<Tally> {
     let tally = timings.step(6, STEPS, &describe(&test), || cargo_tests(&mut test))?;
     drop(running);
     Ok(tally)
+}
+
+/// Steps 1 to 3: formatting, clippy and rustdoc, all with warnings as errors.
+fn lint_steps(project: &Project, timings: &mut Timings, steps: usize) -> Result<()> {
+    let mut fmt = project.cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    timings.step(1, steps, &describe(&fmt), || run_checked(&mut fmt))?;
+
+    let mut clippy = project.cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    timings.step(2, steps, &describe(&clippy), || run_checked(&mut clippy))?;
+
+    let mut doc = project.cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    timings.step(
+        3,
+        steps,
+        "RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps",
+        || run_checked(&mut doc),
+    )?;
+
+    Ok(())
 }
 
 /// The variables every test process gets: the Python with Toil, and the tools directory.
