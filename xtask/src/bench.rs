@@ -127,7 +127,7 @@ pub fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
         work: &work,
         runs,
     };
-    sections.extend(s3::run(&s3_setup, &report));
+    sections.extend(s3::run(&s3_setup));
     reset_dir(&work)?;
 
     report.print();

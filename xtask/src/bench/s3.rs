@@ -1,23 +1,37 @@
 //! Ours against S3, one section per server, each server started as `cargo xtask test` starts it:
 //! moto (in memory, accepts any signature) and s3s-fs (over a directory, checks every signature
 //! as S3 does). Create and download of the tree input must stay within 64 MiB peak RSS and 1.5×
-//! ours on local disk in the same run.
+//! ours on local disk.
+//!
+//! The local-disk figures are measured inside each section, alternating round by round with the
+//! S3 ones (local, S3, local, S3, …), and the medians of these interleaved runs are compared. On a
+//! small machine that others share, the load drifts over minutes, so figures from the main table,
+//! measured earlier, would compare two moments rather than two stores.
+//!
+//! Each round also times `curl` fetching the same presigned URL to `/dev/null`: the server's own
+//! pace, shown without a target, so that a reader can tell whether the server or ours bounds the
+//! download.
 //!
 //! Both servers keep their data on tmpfs under the bench work directory, as the local-disk store
-//! does, so the comparison measures the S3 protocol and not a disk.
+//! does, so the comparison measures the S3 protocol and not a disk. Every round uploads under a
+//! fresh prefix, and its objects are deleted through the server's S3 API as soon as the round is
+//! measured, so that a server holds one round's data at a time rather than every round's until it
+//! stops (several GiB of tmpfs on the full input).
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use serde::Deserialize;
 
-use super::contenders::{CreatedResource, Sample};
+use super::contenders::{Contender, CreatedResource, Ours, Sample};
 use super::inputs::{Input, count_files};
-use super::report::{Report, Series};
+use super::report::Series;
 use super::sections::Section;
 use super::{progress, reset_dir};
 use crate::project::Project;
-use crate::run::{header, measure};
+use crate::run::{header, measure, output_checked};
 use crate::servers::{Context, Moto, S3sFs, Server, Servers};
 use crate::tools::Venv;
 
@@ -29,13 +43,15 @@ const PEAK_RSS_MIB: f64 = 64.0;
 const MOTO_BUCKET: &str = "resource-bench";
 /// moto accepts any credentials; these only have to be present.
 const MOTO_KEY: &str = "test";
+/// The region ours and the deleting script sign for; neither server checks it against anything.
+const REGION: &str = "us-east-1";
 
 /// What the S3 sections need from the run.
 #[derive(Debug)]
 pub struct Setup<'a> {
     /// The repository.
     pub project: &'a Project,
-    /// The test venv, which holds moto.
+    /// The test venv, which holds moto and boto3.
     pub test_venv: &'a Venv,
     /// The release `resource`, or why it is not available.
     pub ours: &'a Result<PathBuf, String>,
@@ -119,20 +135,31 @@ struct S3Account {
     bucket: String,
 }
 
-/// What every server's section compares with: ours and its local-disk medians on the input.
-#[derive(Debug)]
-struct LocalBaseline<'a> {
-    binary: &'a Path,
-    input: &'a Input,
-    create_s: f64,
-    download_s: f64,
+impl S3Account {
+    /// Sets the variables through which both ours and boto3 find the credentials.
+    fn credentials<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+            .env("AWS_REGION", REGION)
+    }
 }
 
-/// Runs one section per server against ours on local disk in `report`; whatever keeps a server
-/// from being measured makes its section "not available".
-pub fn run(setup: &Setup<'_>, report: &Report) -> Vec<Section> {
-    let baseline = match local_baseline(setup, report) {
-        Ok(baseline) => baseline,
+/// Runs one section per server; whatever keeps a server from being measured makes its section
+/// "not available".
+pub fn run(setup: &Setup<'_>) -> Vec<Section> {
+    let binary_and_input = setup
+        .ours
+        .as_ref()
+        .map_err(|reason| anyhow!("ours {reason}"))
+        .and_then(|binary| {
+            let input = setup
+                .input
+                .context("the tree_large input was not part of this run")?;
+            Ok((binary, input))
+        });
+    let (binary, input) = match binary_and_input {
+        Ok(found) => found,
         Err(error) => {
             return S3Server::ALL
                 .into_iter()
@@ -143,46 +170,32 @@ pub fn run(setup: &Setup<'_>, report: &Report) -> Vec<Section> {
     S3Server::ALL
         .into_iter()
         .map(|server| {
-            header(&format!("S3 through {}", server.name()));
-            measure_on(setup, &baseline, server)
+            header(&format!(
+                "S3 through {}, interleaved with local disk",
+                server.name()
+            ));
+            measure_on(setup, binary, input, server)
                 .unwrap_or_else(|error| Section::unavailable(server.title(), &error))
         })
         .collect()
 }
 
-fn local_baseline<'a>(setup: &Setup<'a>, report: &Report) -> Result<LocalBaseline<'a>> {
-    let binary = setup
-        .ours
-        .as_ref()
-        .map_err(|reason| anyhow!("ours {reason}"))?;
-    let input = setup
-        .input
-        .context("the tree_large input was not part of this run")?;
-    let local = report
-        .inputs
-        .iter()
-        .find(|result| result.name == input.name)
-        .and_then(|result| result.tools.iter().find(|tool| tool.name == "ours"))
-        .context("ours has no local-disk result for tree_large")?;
-    let create_s = local.create.as_ref().and_then(|series| series.median_s);
-    let download_s = local.download.as_ref().and_then(|series| series.median_s);
-    let (Some(create_s), Some(download_s)) = (create_s, download_s) else {
-        bail!("ours has no local-disk medians for {}", input.name);
-    };
-    Ok(LocalBaseline {
-        binary,
-        input,
-        create_s,
-        download_s,
-    })
+/// Every timed sample of one server's section, one per measured round.
+#[derive(Debug, Default)]
+struct SectionSamples {
+    local_create: Vec<Sample>,
+    local_download: Vec<Sample>,
+    server_create: Vec<Sample>,
+    server_download: Vec<Sample>,
+    curl_download: Vec<Sample>,
 }
 
 fn measure_on(
     setup: &Setup<'_>,
-    baseline: &LocalBaseline<'_>,
+    binary: &Path,
+    input: &Input,
     server: S3Server,
 ) -> Result<Section> {
-    let LocalBaseline { binary, input, .. } = *baseline;
     let name = server.name();
     let work = setup.work.join("s3").join(name);
     reset_dir(&work)?;
@@ -196,50 +209,41 @@ fn measure_on(
     )?;
     let running = Servers::start(&context, &[server.server()])?;
     let account = server.account(&running)?;
+    let deleter = PrefixDeleter {
+        python: setup.test_venv.python(),
+        script: setup
+            .project
+            .xtask_dir()
+            .join("bench")
+            .join("s3_delete_prefix.py"),
+        account: &account,
+    };
 
+    let mut local = Ours::new(binary.to_path_buf());
+    let local_dir = work.join("local");
     let root = work.join("root");
-    let mut create = Vec::new();
-    let mut download = Vec::new();
+    let mut samples = SectionSamples::default();
     for round in 0..=setup.runs {
-        progress(if round == 0 { "warm-up:" } else { " run" });
-        // A fresh prefix per round, as ours on local disk gets a fresh store: an identical
-        // create into the same store would skip the upload.
-        let created = measure(
-            Command::new(binary)
-                .env("AWS_ACCESS_KEY_ID", &account.access_key)
-                .env("AWS_SECRET_ACCESS_KEY", &account.secret_key)
-                .env("AWS_REGION", "us-east-1")
-                .arg("create")
-                .arg(&input.path)
-                .arg("--store")
-                .arg(format!("s3://{}/bench-{round}", account.bucket))
-                .arg("--endpoint")
-                .arg(&account.endpoint)
-                .args(["--json", "--kind", input.kind.flag()]),
-        )?;
-        let resource = CreatedResource::parse(&created.stdout)?;
-        reset_dir(&root)?;
-        // Workers have no credentials: the download goes through the presigned URL alone.
-        let downloaded = measure(
-            Command::new(binary)
-                .env_clear()
-                .env("JTRES_ROOT", &root)
-                .env(&resource.env_name, &resource.env_value)
-                .arg("download")
-                .arg(&input.path)
-                .arg("--root")
-                .arg(&root),
-        )?;
-        let (files, _) = count_files(Path::new(downloaded.stdout.trim()))?;
-        if files != input.files {
-            bail!(
-                "the download from {name} has {files} files, the input {}",
-                input.files
-            );
-        }
-        if round > 0 {
-            create.push(Sample::of(&created, None));
-            download.push(Sample::of(&downloaded, None));
+        let warm_up = round == 0;
+        progress(if warm_up { "warm-up:" } else { " run:" });
+        progress(" local");
+        let (local_create, local_download) = local_round(&mut local, input, &local_dir)?;
+        progress(&format!(" {name}"));
+        let on_server = server_round(
+            binary,
+            input,
+            &account,
+            &deleter,
+            &format!("bench-{round}"),
+            &root,
+        )
+        .with_context(|| format!("round {round} on {name}"))?;
+        if !warm_up {
+            samples.local_create.push(local_create);
+            samples.local_download.push(local_download);
+            samples.server_create.push(on_server.create);
+            samples.server_download.push(on_server.download);
+            samples.curl_download.push(on_server.curl_download);
         }
     }
     println!();
@@ -247,57 +251,245 @@ fn measure_on(
     drop(running);
     drop(context);
     reset_dir(&work)?;
+    section_of(server, input, samples)
+}
 
-    let create = Series::new(create);
-    let download = Series::new(download);
-    let create_s = create.median_s.context("no runs")?;
-    let download_s = download.median_s.context("no runs")?;
-    let create_rss = create.max_peak_rss_mib.context("no runs")?;
-    let download_rss = download.max_peak_rss_mib.context("no runs")?;
+/// Ours creating into and downloading from a fresh local-disk store under `dir`, as in the main
+/// table; everything it made is removed before the server's half of the round.
+fn local_round(ours: &mut Ours, input: &Input, dir: &Path) -> Result<(Sample, Sample)> {
+    reset_dir(dir)?;
+    let create = ours.create(input, dir)?;
+    let (download, unpacked) = ours.download(input, dir)?;
+    check_file_count(input, &unpacked, "local disk")?;
+    fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    Ok((create, download))
+}
+
+/// The samples of one round on a server.
+#[derive(Debug)]
+struct ServerRound {
+    create: Sample,
+    download: Sample,
+    curl_download: Sample,
+}
+
+/// Ours creating into `s3://BUCKET/PREFIX` and downloading through the presigned URL, then curl
+/// fetching that URL; the round's objects are deleted before it returns.
+fn server_round(
+    binary: &Path,
+    input: &Input,
+    account: &S3Account,
+    deleter: &PrefixDeleter<'_>,
+    prefix: &str,
+    root: &Path,
+) -> Result<ServerRound> {
+    // A fresh prefix per round, as ours on local disk gets a fresh store: an identical create
+    // into the same store would skip the upload.
+    let created = measure(
+        account
+            .credentials(&mut Command::new(binary))
+            .arg("create")
+            .arg(&input.path)
+            .arg("--store")
+            .arg(format!("s3://{}/{prefix}", account.bucket))
+            .arg("--endpoint")
+            .arg(&account.endpoint)
+            .args(["--json", "--kind", input.kind.flag()]),
+    )?;
+    let resource = CreatedResource::parse(&created.stdout)?;
+    reset_dir(root)?;
+    // Workers have no credentials: the download goes through the presigned URL alone.
+    let downloaded = measure(
+        Command::new(binary)
+            .env_clear()
+            .env("JTRES_ROOT", root)
+            .env(&resource.env_name, &resource.env_value)
+            .arg("download")
+            .arg(&input.path)
+            .arg("--root")
+            .arg(root),
+    )?;
+    check_file_count(input, Path::new(downloaded.stdout.trim()), "the server")?;
+    fs::remove_dir_all(root).with_context(|| format!("cannot remove {}", root.display()))?;
+    // `--fail` turns an error status into a failure instead of a quick, misleading time for an
+    // error page; the byte count it writes is checked against the stored object below.
+    let fetched = measure(
+        Command::new("curl")
+            .args(["--silent", "--show-error", "--fail"])
+            .args(["--output", "/dev/null", "--write-out", "%{size_download}"])
+            .arg(&resource.url),
+    )
+    .context("curl fetching the presigned URL")?;
+    let deleted = deleter.delete(&format!("{prefix}/"))?;
+
+    // The store decides where under the prefix the archive lives (`PREFIX/shared/` today); its
+    // key ends in the path hash, and its record's key does not.
+    let stored = deleted
+        .iter()
+        .find(|object| object.key.rsplit('/').next() == Some(resource.path_hash.as_str()))
+        .with_context(|| {
+            format!(
+                "the server listed no object named {} under {prefix}/ to delete",
+                resource.path_hash
+            )
+        })?;
+    let archive_key = &stored.key;
+    let fetched_bytes: u64 = fetched
+        .stdout
+        .trim()
+        .parse()
+        .with_context(|| format!("curl reported {:?} bytes", fetched.stdout))?;
+    if fetched_bytes != stored.size {
+        bail!(
+            "curl fetched {fetched_bytes} bytes of {archive_key}, which holds {}",
+            stored.size
+        );
+    }
+    Ok(ServerRound {
+        create: Sample::of(&created, None),
+        download: Sample::of(&downloaded, None),
+        curl_download: Sample::of(&fetched, None),
+    })
+}
+
+/// Fails unless the tree ours unpacked at `unpacked` has as many files as the input.
+fn check_file_count(input: &Input, unpacked: &Path, from: &str) -> Result<()> {
+    let (files, _) = count_files(unpacked)?;
+    if files != input.files {
+        bail!(
+            "the download from {from} has {files} files, the input {}",
+            input.files
+        );
+    }
+    Ok(())
+}
+
+/// Deletes a round's objects through the server's S3 API, with boto3 from the test venv
+/// (`xtask/bench/s3_delete_prefix.py`): moto keeps objects in its own process, so only a
+/// request to it frees them.
+#[derive(Debug)]
+struct PrefixDeleter<'a> {
+    python: PathBuf,
+    script: PathBuf,
+    account: &'a S3Account,
+}
+
+/// What `s3_delete_prefix.py` prints.
+#[derive(Debug, Deserialize)]
+struct DeletedObjects {
+    deleted: Vec<DeletedObject>,
+}
+
+/// One object the script deleted.
+#[derive(Debug, Deserialize)]
+struct DeletedObject {
+    key: String,
+    size: u64,
+}
+
+impl PrefixDeleter<'_> {
+    /// Deletes every object whose key starts with `prefix` and returns what was deleted; fails
+    /// if anything is left.
+    fn delete(&self, prefix: &str) -> Result<Vec<DeletedObject>> {
+        let printed = output_checked(
+            self.account
+                .credentials(&mut Command::new(&self.python))
+                .arg(&self.script)
+                .arg(&self.account.endpoint)
+                .arg(&self.account.bucket)
+                .arg(prefix),
+        )
+        .with_context(|| format!("deleting the objects under {prefix}"))?;
+        let parsed: DeletedObjects = serde_json::from_str(printed.trim())
+            .with_context(|| format!("{} printed {printed:?}", self.script.display()))?;
+        Ok(parsed.deleted)
+    }
+}
+
+/// The medians and peaks of one server's section, its baselines and its targets.
+fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Result<Section> {
+    let name = server.name();
+    let local_create = Summary::of(samples.local_create)?;
+    let local_download = Summary::of(samples.local_download)?;
+    let create = Summary::of(samples.server_create)?;
+    let download = Summary::of(samples.server_download)?;
+    let curl_download = Summary::of(samples.curl_download)?;
+
     let mut section = Section::new(server.title());
     section.value(
         format!("baseline: create {} on local disk", input.name),
-        baseline.create_s,
+        local_create.median_s,
         "s",
     );
-    section.value(format!("create on {name}"), create_s, "s");
-    section.value(format!("create on {name}, peak RSS"), create_rss, "MiB");
+    section.value(format!("create on {name}"), create.median_s, "s");
+    section.value(
+        format!("create on {name}, peak RSS"),
+        create.peak_rss_mib,
+        "MiB",
+    );
     section.value(
         format!("baseline: download {} from local disk", input.name),
-        baseline.download_s,
+        local_download.median_s,
         "s",
     );
     section.value(
         format!("download from {name} (presigned URL)"),
-        download_s,
+        download.median_s,
         "s",
     );
     section.value(
         format!("download from {name}, peak RSS"),
-        download_rss,
+        download.peak_rss_mib,
         "MiB",
+    );
+    section.value(
+        format!("download from {name} by curl (same URL)"),
+        curl_download.median_s,
+        "s",
+    );
+    section.value(
+        format!("download from {name}: ours / curl"),
+        download.median_s / curl_download.median_s,
+        "x",
     );
     section.target(
         format!("create: {name} / local disk"),
-        create_s / baseline.create_s,
+        create.median_s / local_create.median_s,
         S3_VS_LOCAL,
     );
     section.target(
         format!("download: {name} / local disk"),
-        download_s / baseline.download_s,
+        download.median_s / local_download.median_s,
         S3_VS_LOCAL,
     );
     section.target(
         format!("create on {name}: peak RSS MiB"),
-        create_rss,
+        create.peak_rss_mib,
         PEAK_RSS_MIB,
     );
     section.target(
         format!("download from {name}: peak RSS MiB"),
-        download_rss,
+        download.peak_rss_mib,
         PEAK_RSS_MIB,
     );
     Ok(section)
+}
+
+/// The median time and the highest peak RSS of one measurement's samples.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    median_s: f64,
+    peak_rss_mib: f64,
+}
+
+impl Summary {
+    fn of(samples: Vec<Sample>) -> Result<Self> {
+        let series = Series::new(samples);
+        Ok(Self {
+            median_s: series.median_s.context("no runs")?,
+            peak_rss_mib: series.max_peak_rss_mib.context("no runs")?,
+        })
+    }
 }
 
 /// The value of the variable `name` a running server exported.
