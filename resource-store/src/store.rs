@@ -4,6 +4,7 @@
 //! share one code path: a streaming, atomic upload of the resource under its shared name (the path
 //! hash), a small record of its content hash beside it, and a URL for workers.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -501,25 +502,53 @@ fn hash_and_forward(
 }
 
 /// A `Write` that batches bytes into chunks and sends them down a channel.
+///
+/// It keeps a handle on the chunks it sent and reuses a chunk's memory once the hasher and the
+/// uploader have both dropped theirs: a fresh 1 MiB allocation per chunk costs 256 page faults,
+/// which add up to a tenth of the time of a small create.
 struct ChunkWriter {
     buffer: BytesMut,
     sender: SyncSender<Bytes>,
+    sent: VecDeque<Bytes>,
 }
+
+/// Sent chunks tracked for reuse; more than the pipeline holds at once (two channels and the
+/// parts being uploaded), so that the oldest is usually free again when a new buffer is needed.
+const REUSE_DEPTH: usize = 2 * CHANNEL_DEPTH + (PART_CONCURRENCY + 1) * PART_LEN / CHUNK_LEN;
 
 impl ChunkWriter {
     fn new(sender: SyncSender<Bytes>) -> Self {
         Self {
             buffer: BytesMut::with_capacity(CHUNK_LEN),
             sender,
+            sent: VecDeque::with_capacity(REUSE_DEPTH),
         }
+    }
+
+    /// An empty buffer: the oldest sent chunk's memory when nobody else holds it any more.
+    fn next_buffer(&mut self) -> BytesMut {
+        if let Some(oldest) = self.sent.pop_front() {
+            match oldest.try_into_mut() {
+                Ok(mut reused) if reused.capacity() >= CHUNK_LEN => {
+                    reused.clear();
+                    return reused;
+                }
+                Ok(_) => {}
+                // Still in the pipeline: keep tracking it unless the queue is full.
+                Err(oldest) if self.sent.len() + 1 < REUSE_DEPTH => self.sent.push_front(oldest),
+                Err(_) => {}
+            }
+        }
+        BytesMut::with_capacity(CHUNK_LEN)
     }
 
     fn send_buffer(&mut self) -> io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let chunk =
-            std::mem::replace(&mut self.buffer, BytesMut::with_capacity(CHUNK_LEN)).freeze();
+        let fresh = self.next_buffer();
+        let chunk = std::mem::replace(&mut self.buffer, fresh).freeze();
+        self.sent.push_back(chunk.clone());
         self.sender
             .send(chunk)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))

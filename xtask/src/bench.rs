@@ -320,6 +320,7 @@ mod tests {
             wall_s: 1.0,
             op_s: None,
             peak_rss_mib: 1.0,
+            cpu_s: 1.0,
         };
         let mut md5 = Md5Samples::default();
         md5.push("ours", 10, sample);

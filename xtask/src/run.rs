@@ -75,6 +75,8 @@ pub struct Measured {
     pub wall: Duration,
     /// The child's peak resident set size in KiB (`ru_maxrss` from `wait4`).
     pub peak_rss_kib: u64,
+    /// CPU time the child used, user plus system (`ru_utime + ru_stime` from `wait4`).
+    pub cpu: Duration,
     /// Everything the child printed on standard output.
     pub stdout: String,
 }
@@ -96,7 +98,7 @@ pub fn measure(command: &mut Command) -> Result<Measured> {
     let wall = start.elapsed();
     let stdout = join_output(stdout)?;
     let stderr = join_output(stderr)?;
-    let (status, peak_rss_kib) =
+    let (status, peak_rss_kib, cpu) =
         waited.with_context(|| format!("waiting for `{}`", describe(command)))?;
     if !status.success() {
         bail!(
@@ -108,6 +110,7 @@ pub fn measure(command: &mut Command) -> Result<Measured> {
     Ok(Measured {
         wall,
         peak_rss_kib,
+        cpu,
         stdout,
     })
 }
@@ -131,14 +134,14 @@ fn join_output(handle: Option<thread::JoinHandle<io::Result<String>>>) -> Result
     }
 }
 
-/// Reaps child `pid` and returns its exit status and its own peak RSS in KiB.
+/// Reaps child `pid` and returns its exit status, its own peak RSS in KiB and its CPU time.
 ///
 /// `std::process::Child::wait` discards the child's resource usage, and
 /// `getrusage(RUSAGE_CHILDREN)` reports the maximum over all children ever reaped, so one
 /// `wait4` call is the only way to get this child's peak RSS from the kernel without an extra
 /// tool such as `/usr/bin/time`. This is the only unsafe code in the workspace's tooling.
 #[allow(unsafe_code)]
-fn wait4(pid: u32) -> Result<(ExitStatus, u64)> {
+fn wait4(pid: u32) -> Result<(ExitStatus, u64, Duration)> {
     let pid = libc::pid_t::try_from(pid).context("child pid out of range")?;
     let mut status: libc::c_int = 0;
     // SAFETY: `rusage` is a plain C struct of integers, for which all-zero bytes are valid.
@@ -156,7 +159,14 @@ fn wait4(pid: u32) -> Result<(ExitStatus, u64)> {
         }
     }
     let peak_rss_kib = u64::try_from(usage.ru_maxrss).unwrap_or(0);
-    Ok((ExitStatus::from_raw(status), peak_rss_kib))
+    let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
+    Ok((ExitStatus::from_raw(status), peak_rss_kib, cpu))
+}
+
+fn timeval(time: libc::timeval) -> Duration {
+    let seconds = u64::try_from(time.tv_sec).unwrap_or(0);
+    let micros = u64::try_from(time.tv_usec).unwrap_or(0);
+    Duration::from_secs(seconds) + Duration::from_micros(micros)
 }
 
 #[cfg(test)]

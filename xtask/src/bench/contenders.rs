@@ -24,6 +24,8 @@ pub struct Sample {
     pub op_s: Option<f64>,
     /// Peak RSS of the process in MiB.
     pub peak_rss_mib: f64,
+    /// CPU time of the process (user plus system), in seconds.
+    pub cpu_s: f64,
 }
 
 impl Sample {
@@ -33,6 +35,7 @@ impl Sample {
             wall_s: measured.wall.as_secs_f64(),
             op_s,
             peak_rss_mib: kib_to_mib(measured.peak_rss_kib),
+            cpu_s: measured.cpu.as_secs_f64(),
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use resource_store::testing::HttpFileServer;
 
-use super::contenders::{CreatedResource, Sample, kib_to_mib};
+use super::contenders::{CreatedResource, Sample};
 use super::prng::SplitMix64;
 use super::report::Series;
 use super::reset_dir;
@@ -114,16 +114,13 @@ fn measure_fanout(
             bail!("{} of 16 downloads failed: {first}", failures.len());
         }
         if round > 0 {
-            one.push(Sample {
-                wall_s: single.wall.as_secs_f64(),
-                op_s: None,
-                peak_rss_mib: kib_to_mib(single.peak_rss_kib),
-            });
+            one.push(Sample::of(&single, None));
             // The 16 are reaped without `wait4`; their RSS is not part of this target.
             sixteen.push(Sample {
                 wall_s: wall,
                 op_s: None,
                 peak_rss_mib: 0.0,
+                cpu_s: 0.0,
             });
             full_downloads.push(server.counts(&path_hash).full_downloads - before);
         }
