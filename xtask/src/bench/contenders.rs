@@ -87,6 +87,8 @@ pub struct CreatedResource {
     pub env_name: String,
     /// `envValue`: that variable's value, Toil's wire form.
     pub env_value: String,
+    /// `contentHash`: the MD5 of the stored bytes.
+    pub content_hash: String,
 }
 
 impl CreatedResource {
@@ -106,6 +108,7 @@ impl CreatedResource {
             url: field("url")?,
             env_name: field("envName")?,
             env_value: field("envValue")?,
+            content_hash: field("contentHash")?,
         })
     }
 }

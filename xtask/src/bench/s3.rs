@@ -188,6 +188,7 @@ struct SectionSamples {
     server_create: Vec<Sample>,
     server_download: Vec<Sample>,
     curl_download: Vec<Sample>,
+    curl_md5: Vec<Sample>,
 }
 
 fn measure_on(
@@ -244,6 +245,7 @@ fn measure_on(
             samples.server_create.push(on_server.create);
             samples.server_download.push(on_server.download);
             samples.curl_download.push(on_server.curl_download);
+            samples.curl_md5.push(on_server.curl_md5);
         }
     }
     println!();
@@ -271,6 +273,7 @@ struct ServerRound {
     create: Sample,
     download: Sample,
     curl_download: Sample,
+    curl_md5: Sample,
 }
 
 /// Ours creating into `s3://BUCKET/PREFIX` and downloading through the presigned URL, then curl
@@ -320,6 +323,25 @@ fn server_round(
             .arg(&resource.url),
     )
     .context("curl fetching the presigned URL")?;
+    // The least any verifying client does: fetch and hash, writing nothing. Ours also unpacks,
+    // so this shows how much of the time the server and the hash alone take on this machine.
+    let hashed = measure(
+        Command::new("sh")
+            .args([
+                "-c",
+                "curl --silent --show-error --fail \"$1\" | md5sum",
+                "sh",
+            ])
+            .arg(&resource.url),
+    )
+    .context("curl | md5sum of the presigned URL")?;
+    if !hashed.stdout.starts_with(&resource.content_hash) {
+        bail!(
+            "curl | md5sum gave {:?}, not the content hash {}",
+            hashed.stdout.trim(),
+            resource.content_hash
+        );
+    }
     let deleted = deleter.delete(&format!("{prefix}/"))?;
 
     // The store decides where under the prefix the archive lives (`PREFIX/shared/` today); its
@@ -349,6 +371,7 @@ fn server_round(
         create: Sample::of(&created, None),
         download: Sample::of(&downloaded, None),
         curl_download: Sample::of(&fetched, None),
+        curl_md5: Sample::of(&hashed, None),
     })
 }
 
@@ -414,6 +437,7 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
     let create = Summary::of(samples.server_create)?;
     let download = Summary::of(samples.server_download)?;
     let curl_download = Summary::of(samples.curl_download)?;
+    let curl_md5 = Summary::of(samples.curl_md5)?;
 
     let mut section = Section::new(server.title());
     section.value(
@@ -450,6 +474,16 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
     section.value(
         format!("download from {name}: ours / curl"),
         download.median_s / curl_download.median_s,
+        "x",
+    );
+    section.value(
+        format!("curl | md5sum from {name} (fetch and hash only)"),
+        curl_md5.median_s,
+        "s",
+    );
+    section.value(
+        format!("curl | md5sum from {name} / ours on local disk"),
+        curl_md5.median_s / local_download.median_s,
         "x",
     );
     // On these 2-core machines the server runs beside ours and takes a core of its own, so wall
