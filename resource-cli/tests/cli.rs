@@ -5,6 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use resource_store::testing::visible_entries;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const RESOURCE: &str = env!("CARGO_BIN_EXE_resource");
@@ -48,21 +50,6 @@ fn worker_shell(
         .output()
 }
 
-/// The names in a directory, except the cache's hidden lock and record folders.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| name != ".locks" && name != ".meta")
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 #[test]
 fn create_then_download_in_a_shell_with_only_the_exported_line() -> TestResult {
     let scratch = tempfile::tempdir()?;
@@ -93,7 +80,11 @@ fn create_then_download_in_a_shell_with_only_the_exported_line() -> TestResult {
     let local = PathBuf::from(stdout(&downloaded));
     assert_eq!(local, root.join(&content_hash).join("flow.py"));
     assert_eq!(fs::read_to_string(&local)?, script);
-    assert_eq!(entries(&root), [content_hash.as_str()], "no temporary left");
+    assert_eq!(
+        visible_entries(&root),
+        [content_hash.as_str()],
+        "no temporary left"
+    );
 
     // A second download finds it installed.
     let again = worker_shell(dir, &exports, &root, "download flow.py --json")?;
@@ -186,9 +177,9 @@ fn a_corrupted_object_fails_the_download_and_installs_nothing() -> TestResult {
     assert!(message.contains(&object.display().to_string()), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
     assert!(
-        entries(&root).is_empty(),
+        visible_entries(&root).is_empty(),
         "left behind: {:?}",
-        entries(&root)
+        visible_entries(&root)
     );
     Ok(())
 }
@@ -320,11 +311,11 @@ fn bad_input_is_refused_with_a_clear_error_and_the_store_untouched() -> TestResu
     for case in &cases {
         check(dir, case)?;
     }
-    assert_eq!(entries(&dir.join("js")), ["shared"]);
+    assert_eq!(visible_entries(&dir.join("js")), ["shared"]);
     assert!(
-        entries(&dir.join("js/shared")).is_empty(),
+        visible_entries(&dir.join("js/shared")).is_empty(),
         "{:?}",
-        entries(&dir.join("js/shared"))
+        visible_entries(&dir.join("js/shared"))
     );
     assert!(!dir.join("root").join("1".repeat(32)).exists());
     Ok(())

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use resource_store::testing::noise;
+use resource_store::testing::{noise, visible_entries};
 
 type Error = Box<dyn std::error::Error>;
 type TestResult = Result<(), Error>;
@@ -259,21 +259,6 @@ fn quoted(text: &str) -> String {
     format!("'{text}'")
 }
 
-/// The names in a directory, except the cache's hidden lock and record folders.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| name != ".locks" && name != ".meta")
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 /// Every entry under `dir` by relative path: a file's bytes, or `None` for a directory.
 fn tree(dir: &Path) -> Result<BTreeMap<PathBuf, Option<Vec<u8>>>, Error> {
     fn walk(
@@ -390,12 +375,16 @@ impl ServerCase {
         let local = PathBuf::from(succeeded(&output, "download")?);
         let content_hash = string(&lookup(dir, exports)?, "contentHash")?.to_owned();
         assert_eq!(local, root.join(&content_hash));
-        assert_eq!(entries(&local), ["pkg"]);
+        assert_eq!(visible_entries(&local), ["pkg"]);
         assert!(
             tree(&local.join("pkg"))? == tree(&dir.join("pkg"))?,
             "the installed tree differs from the leader's"
         );
-        assert_eq!(entries(root), [content_hash.as_str()], "no temporary left");
+        assert_eq!(
+            visible_entries(root),
+            [content_hash.as_str()],
+            "no temporary left"
+        );
         Ok(())
     }
 }
@@ -483,9 +472,9 @@ fn expired_url_is_refused(case: &ServerCase, dir: &Path) -> TestResult {
     );
     assert!(stdout(&output).is_empty(), "{}", stdout(&output));
     assert!(
-        entries(&root).is_empty(),
+        visible_entries(&root).is_empty(),
         "left behind: {:?}",
-        entries(&root)
+        visible_entries(&root)
     );
 
     let refreshed = case.refresh(dir, &exports, "")?;

@@ -104,7 +104,8 @@ impl Series {
     }
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
+/// The median of `values` (the mean of the middle two for an even count); `None` when empty.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     match values.len() {

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use super::contenders::{Contender, CreatedResource, Ours, Sample};
 use super::inputs::{Input, count_files};
-use super::report::Series;
+use super::report::{Series, median};
 use super::sections::Section;
 use super::{progress, reset_dir};
 use crate::project::Project;
@@ -532,9 +532,8 @@ struct Summary {
 
 impl Summary {
     fn of(samples: Vec<Sample>) -> Result<Self> {
-        let mut cpu: Vec<f64> = samples.iter().map(|sample| sample.cpu_s).collect();
-        cpu.sort_by(f64::total_cmp);
-        let median_cpu_s = *cpu.get(cpu.len() / 2).context("no runs")?;
+        let median_cpu_s =
+            median(samples.iter().map(|sample| sample.cpu_s).collect()).context("no runs")?;
         let series = Series::new(samples);
         Ok(Self {
             median_cpu_s,
