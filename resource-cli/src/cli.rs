@@ -338,6 +338,11 @@ pub struct DownloadArgs {
     /// Seconds to wait for another process installing the same resource.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub lock_timeout: u64,
+    /// Ranges fetched at once from a web server or object store, 1 to 64 (default 4; 1 reads one
+    /// stream). More than one is used only when the first range shows that ranges pay on this
+    /// server.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub parallel_ranges: Option<u8>,
     /// Run COMMAND with the entry held (no gc or clean removes it meanwhile) and RESOURCE_PATH
     /// set to its local path; exit with its exit code.
     #[arg(long, requires = "command")]

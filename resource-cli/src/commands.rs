@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use resource_core::archive::PackOptions;
 use resource_core::registry::{self, ROOT_VAR};
-use resource_store::{Cache, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreLocator};
+use resource_store::{
+    Cache, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreLocator,
+};
 use serde::Serialize;
 
 use crate::cli::{
@@ -263,6 +265,12 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     let options = InstallOptions {
         lock_timeout: Duration::from_secs(args.lock_timeout),
         progress: display.callback(),
+        fetch: FetchPolicy {
+            parallel_ranges: args
+                .parallel_ranges
+                .map_or(FetchPolicy::default().parallel_ranges, usize::from),
+            ..FetchPolicy::default()
+        },
         ..InstallOptions::default()
     };
     let installed = resource_store::install(&resource, &root, source, None, &options);

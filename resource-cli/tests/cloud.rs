@@ -13,13 +13,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use resource_store::testing::{noise, visible_entries};
+use resource_store::testing::{create_moto_bucket, noise, visible_entries};
 
 type Error = Box<dyn std::error::Error>;
 type TestResult = Result<(), Error>;
@@ -59,38 +57,13 @@ struct ServerCase {
     secrets: Vec<String>,
 }
 
-/// A fresh bucket on moto at `endpoint` (S3, or GCS's XML API), created with an unsigned request
-/// as moto allows: plain HTTP over a socket, so the test needs no HTTP client crate. Letters and
-/// digits only: `object_store`'s GCS client percent-encodes a `-` in the bucket (`%2D`), which
-/// moto's GCS XML API does not decode.
-fn moto_bucket(endpoint: &str, purpose: &str) -> Result<String, Error> {
-    let bucket = format!("{purpose}{}", std::process::id());
-    let host = endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{endpoint} is not an http:// endpoint"))?
-        .trim_end_matches('/');
-    let mut stream = TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.lines().next().unwrap_or_default();
-    if !status.contains(" 200 ") {
-        return Err(format!("creating bucket {bucket} on {endpoint}: {status}").into());
-    }
-    Ok(bucket)
-}
-
 /// S3 on moto, which accepts any signature.
 ///
 /// Not in the expiry case: moto checks neither signatures nor `X-Amz-Expires` (tried: a URL made
 /// with `--url-ttl 1` still downloads 2.5 s later), so the expiry case runs on s3s-fs instead.
 fn moto_s3() -> Result<ServerCase, Error> {
     let endpoint = required("RESOURCE_TEST_S3_ENDPOINT")?;
-    let bucket = moto_bucket(&endpoint, "clouds3")?;
+    let bucket = create_moto_bucket(&endpoint, "clouds3")?;
     let secret = "cloud-test-secret-for-moto".to_owned();
     let credentials = vec![
         ("AWS_ACCESS_KEY_ID", "cloud-test-key".to_owned()),
@@ -184,7 +157,7 @@ fn gcs_on_moto() -> Result<ServerCase, Error> {
         .and_then(|key| key.lines().nth(2))
         .ok_or_else(|| format!("{service_account}: no private_key"))?
         .to_owned();
-    let bucket = moto_bucket(&endpoint, "cloudgcs")?;
+    let bucket = create_moto_bucket(&endpoint, "cloudgcs")?;
     let credentials = vec![("GOOGLE_SERVICE_ACCOUNT", service_account)];
     let mut direct_env = credentials.clone();
     direct_env.push(("GOOGLE_BASE_URL", endpoint.clone()));

@@ -1,5 +1,5 @@
 //! Fault injection: a [`ByteSource`] wrapper that truncates, flips bytes, fails mid-stream, stalls,
-//! or refuses to open, for the first N transfers or for all of them.
+//! or refuses to open, in the first N streams that reach the fault or in all of them.
 //!
 //! It exists so that tests (ours and those of projects using this crate) can prove that every fault
 //! is detected, transient ones are recovered, and nothing wrong is ever installed.
@@ -52,13 +52,16 @@ pub enum Fault {
     RefuseOpen,
 }
 
-/// A source that injects `fault` into its first `faulty_transfers` streams.
+/// A source that injects `fault` into the first `faulty_transfers` streams that reach it: streams
+/// that start at or before the fault's offset and, for a range, end after it. Every stream reaches
+/// [`Fault::RefuseOpen`].
 #[derive(Debug)]
 pub struct FaultySource {
     inner: Arc<dyn ByteSource>,
     fault: Fault,
     faulty_transfers: u32,
     opened: AtomicU32,
+    injected: AtomicU32,
 }
 
 impl FaultySource {
@@ -69,12 +72,60 @@ impl FaultySource {
             fault,
             faulty_transfers,
             opened: AtomicU32::new(0),
+            injected: AtomicU32::new(0),
         }
     }
 
     /// How many streams have been opened so far.
     pub fn transfers(&self) -> u32 {
         self.opened.load(Ordering::SeqCst)
+    }
+
+    /// How many streams the fault was injected into so far.
+    pub fn faults(&self) -> u32 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    /// The offset where the fault strikes; `None` for one that strikes on opening.
+    fn offset(&self) -> Option<u64> {
+        match self.fault {
+            Fault::Truncate { at }
+            | Fault::FlipByte { at }
+            | Fault::FailMidStream { at }
+            | Fault::Stall { at, .. } => Some(at),
+            Fault::RefuseOpen => None,
+        }
+    }
+
+    /// Counts a stream over `offset..end` and tells whether the fault goes into it.
+    fn strikes(&self, offset: u64, end: u64) -> bool {
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        let reaches = self.offset().is_none_or(|at| offset <= at && at < end);
+        reaches
+            && self
+                .injected
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |injected| {
+                    (injected < self.faulty_transfers).then_some(injected + 1)
+                })
+                .is_ok()
+    }
+
+    /// `stream`, starting at `offset`, with the fault in it.
+    fn faulty(&self, stream: Box<dyn Read + Send>, offset: u64) -> Box<dyn Read + Send> {
+        Box::new(FaultyReader {
+            inner: stream,
+            fault: self.fault,
+            pos: offset,
+            done: false,
+        })
+    }
+
+    fn refused(&self) -> StoreError {
+        StoreError::HttpStatus {
+            url: self.inner.location().to_owned(),
+            status: 503,
+            hint: "injected fault",
+        }
     }
 }
 
@@ -92,23 +143,27 @@ impl ByteSource for FaultySource {
     }
 
     fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
-        let transfer = self.opened.fetch_add(1, Ordering::SeqCst);
-        if transfer >= self.faulty_transfers {
+        if !self.strikes(offset, u64::MAX) {
             return self.inner.open_from(offset);
         }
         if self.fault == Fault::RefuseOpen {
-            return Err(StoreError::HttpStatus {
-                url: self.inner.location().to_owned(),
-                status: 503,
-                hint: "injected fault",
-            });
+            return Err(self.refused());
         }
-        Ok(Box::new(FaultyReader {
-            inner: self.inner.open_from(offset)?,
-            fault: self.fault,
-            pos: offset,
-            done: false,
-        }))
+        Ok(self.faulty(self.inner.open_from(offset)?, offset))
+    }
+
+    fn open_range(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send>> {
+        if !self.strikes(offset, offset.saturating_add(len)) {
+            return self.inner.open_range(offset, len);
+        }
+        if self.fault == Fault::RefuseOpen {
+            return Err(self.refused());
+        }
+        Ok(self.faulty(self.inner.open_range(offset, len)?, offset))
+    }
+
+    fn gains_from_parallel_ranges(&self) -> bool {
+        self.inner.gains_from_parallel_ranges()
     }
 }
 

@@ -24,6 +24,8 @@ pub struct HttpSource {
     shown_as: String,
     agent: ureq::Agent,
     len: OnceLock<u64>,
+    /// Whether the server answered the size probe's range with a range (206).
+    honours_ranges: OnceLock<bool>,
 }
 
 /// The URL without its query, which for presigned URLs holds the signature: safe to print.
@@ -49,6 +51,7 @@ impl HttpSource {
             shown_as: redact_query(url),
             agent,
             len: OnceLock::new(),
+            honours_ranges: OnceLock::new(),
         }
     }
 
@@ -81,6 +84,7 @@ impl HttpSource {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
+        let _ = self.honours_ranges.set(response.status().as_u16() == 206);
         let total = match response.status().as_u16() {
             // `Content-Range: bytes 0-0/TOTAL`, or `bytes */0` for an empty object.
             206 | 416 => header("content-range").and_then(|range| {
@@ -157,5 +161,25 @@ impl ByteSource for HttpSource {
                 .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
         }
         Ok(Box::new(body))
+    }
+
+    fn open_range(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send>> {
+        if len == 0 {
+            return Ok(Box::new(io::empty()));
+        }
+        let last = offset.saturating_add(len - 1);
+        let response = self.get(Some(format!("bytes={offset}-{last}")))?;
+        let ranged = response.status().as_u16() == 206;
+        let mut body = response.into_body().into_reader();
+        if offset > 0 && !ranged {
+            io::copy(&mut (&mut body).take(offset), &mut io::sink())
+                .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
+        }
+        Ok(Box::new(body.take(len)))
+    }
+
+    fn gains_from_parallel_ranges(&self) -> bool {
+        // Known once the size is: a server that ignores ranges would send everything per range.
+        self.honours_ranges.get().copied().unwrap_or(false)
     }
 }

@@ -5,8 +5,9 @@
 //! (see [`crate::cache`]) while the others wait, then use the installed copy. Bytes are hashed (and
 //! archives unpacked) while they stream into a temporary directory beside the final one; it is
 //! renamed into place only when the hash matches and every archive entry passed its checks. Losing
-//! the rename to a process that does not take our locks (Toil's own worker) is success. Transient
-//! failures are resumed at the current offset, or retried; nothing wrong is ever installed.
+//! the rename to a process that does not take our locks (Toil's own worker) is success. A remote
+//! source is fetched as several ranges at once, handed to the hash in order. Transient failures
+//! are resumed at the current offset, or retried; nothing wrong is ever installed.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,9 @@ use crate::cache::{Cache, EntryLock};
 use crate::error::{Result, StoreError};
 use crate::progress::{Progress, ProgressReader};
 use crate::source::ByteSource;
-use crate::transfer::{FetchPolicy, ReadAhead, ResumingReader, from_io, is_transient};
+use crate::transfer::{
+    FetchPolicy, ParallelRanges, ReadAhead, ResumingReader, from_io, is_transient,
+};
 
 /// Buffer size for writing a file resource.
 const COPY_BUFFER_LEN: usize = 1 << 20;
@@ -202,9 +205,18 @@ fn fetch_into(
         ResourceKind::File => None,
         _ => Some(read_index(source.as_ref(), len)?),
     };
-    let resuming = ResumingReader::new(Arc::clone(source), len, &options.fetch);
-    let stream = ReadAhead::spawn(resuming, &location, options.fetch.stall_timeout)
-        .map_err(|cause| StoreError::io(&location, cause))?;
+    let stream: Box<dyn Read + Send> = if options.fetch.reads_ranges_of(source.as_ref(), len) {
+        Box::new(
+            ParallelRanges::spawn(Arc::clone(source), len, &options.fetch)
+                .map_err(|cause| StoreError::io(&location, cause))?,
+        )
+    } else {
+        let resuming = ResumingReader::new(Arc::clone(source), len, &options.fetch);
+        Box::new(
+            ReadAhead::spawn(resuming, &location, options.fetch.stall_timeout)
+                .map_err(|cause| StoreError::io(&location, cause))?,
+        )
+    };
     let mut reader = HashingReader::new(ProgressReader {
         inner: stream,
         progress: options.progress.clone(),

@@ -109,12 +109,32 @@ impl ByteSource for ObjectStoreSource {
     fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
         let range = (offset > 0).then_some(GetRange::Offset(offset));
         let stream = self.get(range)?.into_stream();
-        Ok(Box::new(BlockingStream {
+        Ok(self.blocking(stream))
+    }
+
+    fn open_range(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send>> {
+        let stream = self
+            .get(Some(GetRange::Bounded(offset..offset.saturating_add(len))))?
+            .into_stream();
+        Ok(self.blocking(stream))
+    }
+
+    fn gains_from_parallel_ranges(&self) -> bool {
+        true
+    }
+}
+
+impl ObjectStoreSource {
+    fn blocking(
+        &self,
+        stream: BoxStream<'static, object_store::Result<Bytes>>,
+    ) -> Box<dyn Read + Send> {
+        Box::new(BlockingStream {
             stream,
             runtime: Arc::clone(&self.runtime),
             current: Bytes::new(),
             location: self.location.clone(),
-        }))
+        })
     }
 }
 

@@ -29,6 +29,18 @@ pub trait ByteSource: Send + Sync {
     fn read_tail(&self, len: u64) -> Result<Vec<u8>>;
     /// A stream of the bytes from `offset` to the end (used to resume an interrupted transfer).
     fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>>;
+    /// A stream of the `len` bytes from `offset`, for fetching ranges side by side. By default the
+    /// stream from `offset`, cut; remote sources ask for just the range, so that the server sends
+    /// no more and the connection can serve the next range.
+    fn open_range(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send>> {
+        Ok(Box::new(self.open_from(offset)?.take(len)))
+    }
+    /// Whether several ranges fetched at once arrive faster than one stream: true for web servers
+    /// and object stores that honour ranges, where each connection has a pace of its own; false
+    /// for local files, read fastest in order.
+    fn gains_from_parallel_ranges(&self) -> bool {
+        false
+    }
 }
 
 impl std::fmt::Debug for dyn ByteSource {

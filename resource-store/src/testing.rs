@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// The sorted names in `root` that are not hidden (`.locks` and `.meta` are): the installed
 /// entries plus any temporary directory left behind. Empty when `root` is missing.
@@ -26,6 +27,25 @@ pub fn visible_entries(root: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// Makes a fresh bucket, `PURPOSE<pid>`, on the moto server at `endpoint` (for S3 or GCS's XML
+/// API) with an unsigned `PUT`, which moto allows, and returns its name. Give `purpose` in letters
+/// and digits only: `object_store`'s GCS client percent-encodes a `-` in a bucket (`%2D`), which
+/// moto's GCS XML API does not decode.
+pub fn create_moto_bucket(endpoint: &str, purpose: &str) -> io::Result<String> {
+    let bucket = format!("{purpose}{}", std::process::id());
+    let url = format!("{}/{bucket}", endpoint.trim_end_matches('/'));
+    let response = ureq::put(&url)
+        .send_empty()
+        .map_err(|error| io::Error::other(format!("creating bucket {bucket} at {url}: {error}")))?;
+    if !response.status().is_success() {
+        return Err(io::Error::other(format!(
+            "creating bucket {bucket} at {url}: {}",
+            response.status()
+        )));
+    }
+    Ok(bucket)
 }
 
 /// Deterministic bytes that neither compress nor repeat (xorshift), for test inputs.
@@ -47,8 +67,16 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub struct RequestCounts {
     /// Every GET.
     pub requests: u32,
-    /// GETs of the whole object, or of an open range starting at 0: full downloads.
-    pub full_downloads: u32,
+    /// Content bytes sent in answer (what a client set out to fetch, whether or not it read all).
+    pub bytes_sent: u64,
+}
+
+impl RequestCounts {
+    /// How many whole copies of an object `len` bytes long were sent: 1 for a client that
+    /// fetched it once, in one stream or in ranges, with small probes on top.
+    pub fn whole_copies(&self, len: u64) -> u64 {
+        self.bytes_sent.checked_div(len).unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +84,10 @@ struct Shared {
     counts: Mutex<HashMap<String, RequestCounts>>,
     fail_next: AtomicU32,
     fail_status: AtomicU32,
+    /// Milliseconds to wait before answering a request that asks for content.
+    first_byte_delay_ms: AtomicU64,
+    /// The most bytes per second a response body is sent at; 0 for no limit.
+    body_bytes_per_second: AtomicU64,
     stopping: AtomicBool,
 }
 
@@ -113,6 +145,20 @@ impl HttpFileServer {
             .store(u32::from(status), Ordering::SeqCst);
         self.shared.fail_next.store(count, Ordering::SeqCst);
     }
+
+    /// Paces the answers to requests for content: each waits `first_byte_delay` before its
+    /// headers and sends its body at most at `body_bytes_per_second` (0 for no limit). This
+    /// makes a server on which fetching several ranges at once pays (a slow body) or does not (a
+    /// slow answer to every request).
+    pub fn pace(&self, first_byte_delay: Duration, body_bytes_per_second: u64) {
+        let delay_ms = u64::try_from(first_byte_delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .first_byte_delay_ms
+            .store(delay_ms, Ordering::SeqCst);
+        self.shared
+            .body_bytes_per_second
+            .store(body_bytes_per_second, Ordering::SeqCst);
+    }
 }
 
 impl Drop for HttpFileServer {
@@ -167,19 +213,21 @@ fn handle(stream: TcpStream, dir: &Path, shared: &Shared) -> io::Result<()> {
     if let Ok(mut counts) = shared.counts.lock() {
         let entry = counts.entry(path).or_default();
         entry.requests += 1;
-        let whole = match span {
-            None => true,
-            Some(Some((start, end))) => start == 0 && end + 1 == len && len > 1,
-            Some(None) => false,
+        entry.bytes_sent += match span {
+            None => len,
+            Some(Some((start, end))) => end + 1 - start,
+            Some(None) => 0,
         };
-        if whole {
-            entry.full_downloads += 1;
-        }
     }
+    let delay_ms = shared.first_byte_delay_ms.load(Ordering::SeqCst);
+    if delay_ms > 0 {
+        thread::sleep(Duration::from_millis(delay_ms));
+    }
+    let pace = shared.body_bytes_per_second.load(Ordering::SeqCst);
     match span {
         None => {
             respond_head(&mut out, 200, &[("Content-Length", len.to_string())])?;
-            io::copy(&mut file, &mut out)?;
+            copy_paced(&mut file, &mut out, pace)?;
         }
         Some(None) => {
             respond(
@@ -200,7 +248,7 @@ fn handle(stream: TcpStream, dir: &Path, shared: &Shared) -> io::Result<()> {
                     ("Content-Range", format!("bytes {start}-{end}/{len}")),
                 ],
             )?;
-            io::copy(&mut file.take(count), &mut out)?;
+            copy_paced(&mut file.take(count), &mut out, pace)?;
         }
     }
     out.flush()
@@ -232,6 +280,30 @@ fn parse_range(range: &str, len: u64) -> Option<Option<(u64, u64)>> {
         return Some(None);
     }
     Some(Some((start, end)))
+}
+
+/// Copies `from` to `to` at most at `bytes_per_second` (0 for no limit).
+fn copy_paced(from: &mut impl Read, to: &mut impl Write, bytes_per_second: u64) -> io::Result<()> {
+    if bytes_per_second == 0 {
+        io::copy(from, to)?;
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut buffer = vec![0u8; 16 << 10];
+    loop {
+        let read = from.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(());
+        }
+        to.write_all(&buffer[..read])?;
+        sent += read as u64;
+        // Sleep until the bytes sent so far are due.
+        let due = Duration::from_secs_f64(sent as f64 / bytes_per_second as f64);
+        if let Some(early) = due.checked_sub(started.elapsed()) {
+            thread::sleep(early);
+        }
+    }
 }
 
 fn respond_head(out: &mut TcpStream, status: u16, headers: &[(&str, String)]) -> io::Result<()> {

@@ -1,13 +1,16 @@
 //! Robust reading of a [`ByteSource`]: resume at the current offset after a transient failure or an
-//! early end, and detect a stalled transfer.
+//! early end, detect a stalled transfer, and fetch a remote source as several ranges at once.
 //!
-//! The worker's hash and unpacking see one uninterrupted stream; resumption happens underneath.
+//! The worker's hash and unpacking see one uninterrupted stream, in order; resumption and parallel
+//! ranges happen underneath.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 use crate::source::ByteSource;
@@ -28,6 +31,14 @@ pub struct FetchPolicy {
     pub first_backoff: Duration,
     /// How long no byte may arrive before the transfer counts as stalled.
     pub stall_timeout: Duration,
+    /// Ranges fetched at once from a source that gains from it (a web server or an object store;
+    /// see [`ByteSource::gains_from_parallel_ranges`]). One connection to S3 carries about
+    /// 100 MB/s, less than MD5's pace, while several together approach the link's. 1 reads one
+    /// stream.
+    pub parallel_ranges: usize,
+    /// Bytes per range; the memory held for ranges that arrived ahead of the reader is at most
+    /// `parallel_ranges + 1` times this.
+    pub range_len: u64,
 }
 
 impl Default for FetchPolicy {
@@ -37,7 +48,20 @@ impl Default for FetchPolicy {
             resumes_per_attempt: 5,
             first_backoff: Duration::from_millis(100),
             stall_timeout: Duration::from_secs(60),
+            parallel_ranges: 4,
+            range_len: 4 << 20,
         }
+    }
+}
+
+impl FetchPolicy {
+    /// Whether `source`, `len` bytes long, is read as parallel ranges: when it gains from them
+    /// and holds more than one range.
+    pub(crate) fn reads_ranges_of(&self, source: &dyn ByteSource, len: u64) -> bool {
+        self.parallel_ranges > 1
+            && self.range_len > 0
+            && len > self.range_len
+            && source.gains_from_parallel_ranges()
     }
 }
 
@@ -80,25 +104,52 @@ pub(crate) fn is_transient(error: &StoreError) -> bool {
 }
 
 /// A reader that reopens the source at its current offset when a read fails transiently or the
-/// stream ends before the source's length.
+/// stream ends before its end.
 pub(crate) struct ResumingReader {
     source: Arc<dyn ByteSource>,
-    len: u64,
     pos: u64,
+    end: u64,
+    /// Whether streams are asked for up to `end` only (a range) rather than to the source's end.
+    bounded: bool,
     inner: Option<Box<dyn Read + Send>>,
     resumes_left: u32,
     backoff: Duration,
 }
 
 impl ResumingReader {
+    /// Reads the whole source, `len` bytes long.
     pub(crate) fn new(source: Arc<dyn ByteSource>, len: u64, policy: &FetchPolicy) -> Self {
+        Self::reading(source, 0, len, false, policy)
+    }
+
+    /// Reads the bytes from `start` up to `end`, exclusive.
+    fn range(source: Arc<dyn ByteSource>, start: u64, end: u64, policy: &FetchPolicy) -> Self {
+        Self::reading(source, start, end, true, policy)
+    }
+
+    fn reading(
+        source: Arc<dyn ByteSource>,
+        start: u64,
+        end: u64,
+        bounded: bool,
+        policy: &FetchPolicy,
+    ) -> Self {
         Self {
             source,
-            len,
-            pos: 0,
+            pos: start,
+            end,
+            bounded,
             inner: None,
             resumes_left: policy.resumes_per_attempt,
             backoff: policy.first_backoff,
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn Read + Send>, StoreError> {
+        if self.bounded {
+            self.source.open_range(self.pos, self.end - self.pos)
+        } else {
+            self.source.open_from(self.pos)
         }
     }
 
@@ -120,7 +171,7 @@ impl Read for ResumingReader {
         loop {
             let inner = match &mut self.inner {
                 Some(inner) => inner,
-                None => match self.source.open_from(self.pos) {
+                None => match self.open() {
                     Ok(inner) => self.inner.insert(inner),
                     Err(error) => {
                         self.resume_or(error)?;
@@ -129,15 +180,21 @@ impl Read for ResumingReader {
                 },
             };
             match inner.read(buf) {
-                Ok(0) if self.pos < self.len && !buf.is_empty() => {
+                Ok(0) if self.pos < self.end && !buf.is_empty() => {
                     let error = StoreError::Truncated {
                         url: self.source.location().to_owned(),
                         got: self.pos,
-                        expected: self.len,
+                        expected: self.end,
                     };
                     self.resume_or(error)?;
                 }
                 Ok(read) => {
+                    // A stream that sends more than its range asked for is cut at the range's end.
+                    let read = if self.bounded {
+                        read.min(usize::try_from(self.end - self.pos).unwrap_or(read))
+                    } else {
+                        read
+                    };
                     self.pos += read as u64;
                     return Ok(read);
                 }
@@ -240,6 +297,271 @@ impl Read for ReadAhead {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(to_io(StoreError::Task("the reading thread died".into())));
+                }
+            }
+        }
+        let available = &self.current[self.consumed..];
+        let taken = available.len().min(buf.len());
+        buf[..taken].copy_from_slice(&available[..taken]);
+        self.consumed += taken;
+        Ok(taken)
+    }
+}
+
+/// One range for a fetching thread: the bytes from `start` up to `end`, read into `buffer`, sent
+/// back on `reply`.
+struct RangeJob {
+    start: u64,
+    end: u64,
+    buffer: Vec<u8>,
+    reply: SyncSender<io::Result<ArrivedRange>>,
+}
+
+/// A fetched range and how long it took.
+struct ArrivedRange {
+    bytes: Vec<u8>,
+    /// From asking to the first byte: the server's cost per request.
+    first_byte_after: Duration,
+    /// From the first byte to the last: the cost of the bytes themselves.
+    body_took: Duration,
+}
+
+impl ArrivedRange {
+    /// Whether fetching `parallel` ranges at once beats one stream, judged from this range.
+    ///
+    /// With `n` ranges of per-request cost `f` and body time `b`, `parallel` at once take about
+    /// `n / parallel × (f + b)` and one stream `n × b`: ranges pay while `f < (parallel − 1) × b`.
+    /// A server that reads a whole object to answer any range (moto does) has an `f` far above
+    /// that, and is then read as one stream.
+    fn favours_ranges(&self, parallel: usize) -> bool {
+        let factor = u32::try_from(parallel.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.first_byte_after <= self.body_took.saturating_mul(factor)
+    }
+}
+
+/// How a [`ParallelRanges`] reads past the ranges it has asked for.
+enum Mode {
+    /// Waiting for the first range, which decides between the two others.
+    Calibrating,
+    /// Asking for the next range as each one is read.
+    Ranges,
+    /// Reading the rest as one stream, from the end of the ranges asked for.
+    Stream(ReadAhead),
+}
+
+/// A reader of a remote source fetched as consecutive ranges, `parallel_ranges` at a time, each by
+/// a thread of its own and each resumed on its own after a transient failure; the reader gets
+/// them in order.
+///
+/// The first range is fetched alone and timed: when a request costs the server more than ranges
+/// save (see [`ArrivedRange::favours_ranges`]), the rest is read as one stream instead. At most
+/// `parallel_ranges` ranges are in flight or waiting ahead of the reader, so memory stays bounded
+/// whatever the source's length. A transfer is stalled when no thread has received a byte for
+/// `stall_timeout`; stalled threads are abandoned and end when their read returns.
+pub(crate) struct ParallelRanges {
+    source: Arc<dyn ByteSource>,
+    policy: FetchPolicy,
+    mode: Mode,
+    /// The ranges asked for and not yet read, in order.
+    pending: VecDeque<Receiver<io::Result<ArrivedRange>>>,
+    jobs: Sender<RangeJob>,
+    next_start: u64,
+    len: u64,
+    current: Vec<u8>,
+    consumed: usize,
+    /// Bytes received by all threads so far: progress anywhere means the transfer is not stalled.
+    received: Arc<AtomicU64>,
+    location: String,
+}
+
+impl ParallelRanges {
+    /// Starts fetching the `len` bytes of `source`.
+    pub(crate) fn spawn(
+        source: Arc<dyn ByteSource>,
+        len: u64,
+        policy: &FetchPolicy,
+    ) -> io::Result<Self> {
+        let (jobs, job_queue) = channel::<RangeJob>();
+        let job_queue = Arc::new(Mutex::new(job_queue));
+        let received = Arc::new(AtomicU64::new(0));
+        for _ in 0..policy.parallel_ranges.max(1) {
+            let job_queue = Arc::clone(&job_queue);
+            let source = Arc::clone(&source);
+            let received = Arc::clone(&received);
+            let policy = *policy;
+            thread::Builder::new()
+                .name("resource-range".into())
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job; a poisoned lock
+                        // or a closed queue means the reader is gone.
+                        let job = match job_queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(RangeJob {
+                            start,
+                            end,
+                            buffer,
+                            reply,
+                        }) = job
+                        else {
+                            return;
+                        };
+                        let result = fetch_range(&source, start..end, buffer, &policy, &received);
+                        let _ = reply.send(result);
+                    }
+                })?;
+        }
+        let mut reader = Self {
+            location: source.location().to_owned(),
+            source,
+            policy: *policy,
+            mode: Mode::Calibrating,
+            pending: VecDeque::with_capacity(policy.parallel_ranges),
+            jobs,
+            next_start: 0,
+            len,
+            current: Vec::new(),
+            consumed: 0,
+            received,
+        };
+        reader.ask_next(Vec::new());
+        Ok(reader)
+    }
+
+    /// Queues the next range, if any is left, to be read into `buffer`.
+    fn ask_next(&mut self, buffer: Vec<u8>) {
+        if self.next_start >= self.len {
+            return;
+        }
+        let start = self.next_start;
+        let end = start
+            .saturating_add(self.policy.range_len.max(1))
+            .min(self.len);
+        self.next_start = end;
+        let (reply, arrival) = sync_channel(1);
+        // When every thread is gone the job is dropped with its `reply`, and waiting for it reports
+        // that.
+        let _ = self.jobs.send(RangeJob {
+            start,
+            end,
+            buffer,
+            reply,
+        });
+        self.pending.push_back(arrival);
+    }
+
+    /// Waits for a range, failing when nothing at all arrives for `stall_timeout`.
+    fn wait_for(&self, arrival: &Receiver<io::Result<ArrivedRange>>) -> io::Result<ArrivedRange> {
+        let stall_timeout = self.policy.stall_timeout;
+        let mut seen = self.received.load(Ordering::Relaxed);
+        loop {
+            match arrival.recv_timeout(stall_timeout) {
+                Ok(range) => return range,
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = self.received.load(Ordering::Relaxed);
+                    if now == seen {
+                        return Err(to_io(StoreError::Stalled {
+                            url: self.location.clone(),
+                            waited: stall_timeout,
+                        }));
+                    }
+                    seen = now;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(to_io(StoreError::Task("a fetching thread died".into())));
+                }
+            }
+        }
+    }
+
+    /// Decides, from the first range, how to read the rest.
+    fn calibrate(&mut self, first: &ArrivedRange) -> io::Result<()> {
+        if first.favours_ranges(self.policy.parallel_ranges) {
+            self.mode = Mode::Ranges;
+            while self.pending.len() < self.policy.parallel_ranges && self.next_start < self.len {
+                self.ask_next(Vec::new());
+            }
+        } else {
+            let rest = ResumingReader::reading(
+                Arc::clone(&self.source),
+                self.next_start,
+                self.len,
+                false,
+                &self.policy,
+            );
+            let stream = ReadAhead::spawn(rest, &self.location, self.policy.stall_timeout)?;
+            self.mode = Mode::Stream(stream);
+        }
+        Ok(())
+    }
+}
+
+/// Reads `range` of `source` into `buffer`, resuming within the range after transient failures.
+fn fetch_range(
+    source: &Arc<dyn ByteSource>,
+    range: std::ops::Range<u64>,
+    mut buffer: Vec<u8>,
+    policy: &FetchPolicy,
+    received: &AtomicU64,
+) -> io::Result<ArrivedRange> {
+    let want = usize::try_from(range.end - range.start)
+        .map_err(|_| io::Error::other("a range does not fit in memory"))?;
+    let asked = Instant::now();
+    let mut first_byte_after = None;
+    let mut reader = ResumingReader::range(Arc::clone(source), range.start, range.end, policy);
+    buffer.clear();
+    buffer.resize(want, 0);
+    let mut filled = 0;
+    while filled < want {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => {
+                first_byte_after.get_or_insert_with(|| asked.elapsed());
+                filled += read;
+                received.fetch_add(read as u64, Ordering::Relaxed);
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    if filled < want {
+        return Err(to_io(StoreError::Truncated {
+            url: source.location().to_owned(),
+            got: range.start + filled as u64,
+            expected: range.end,
+        }));
+    }
+    let took = asked.elapsed();
+    let first_byte_after = first_byte_after.unwrap_or(took);
+    Ok(ArrivedRange {
+        bytes: buffer,
+        first_byte_after,
+        body_took: took.saturating_sub(first_byte_after),
+    })
+}
+
+impl Read for ParallelRanges {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.consumed == self.current.len() {
+            match self.pending.pop_front() {
+                Some(arrival) => {
+                    let range = self.wait_for(&arrival)?;
+                    if let Mode::Calibrating = self.mode {
+                        self.calibrate(&range)?;
+                    }
+                    let spent = std::mem::replace(&mut self.current, range.bytes);
+                    self.consumed = 0;
+                    if let Mode::Ranges = self.mode {
+                        self.ask_next(spent);
+                    }
+                }
+                None => {
+                    return match &mut self.mode {
+                        Mode::Stream(stream) => stream.read(buf),
+                        _ => Ok(0),
+                    };
                 }
             }
         }

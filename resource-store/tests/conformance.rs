@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use resource_core::{Resource, ResourceKind};
-use resource_store::testing::noise;
+use resource_store::testing::{create_moto_bucket, noise};
 use resource_store::{
     ByteSource, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreError,
     StoreLocator, install, open_url, publish, refresh,
@@ -192,19 +192,6 @@ fn memory_store_conforms() -> TestResult {
     conformance(&JobStore::open(&StoreLocator::Memory)?, false)
 }
 
-/// A fresh bucket on moto at `endpoint` (for S3 or GCS's XML API), created with an unsigned
-/// request as moto allows.
-fn moto_bucket(endpoint: &str, purpose: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let bucket = format!("{purpose}{}", std::process::id());
-    let response = ureq::put(&format!("{endpoint}/{bucket}")).send_empty()?;
-    assert!(
-        response.status().is_success(),
-        "creating {bucket}: {}",
-        response.status()
-    );
-    Ok(bucket)
-}
-
 fn s3_config(endpoint: &str, key: &str, secret: &str) -> StoreConfig {
     StoreConfig {
         settings: vec![
@@ -220,7 +207,7 @@ fn s3_config(endpoint: &str, key: &str, secret: &str) -> StoreConfig {
 #[test]
 fn s3_store_conforms_on_moto() -> TestResult {
     let endpoint = required("RESOURCE_TEST_S3_ENDPOINT")?;
-    let bucket = moto_bucket(&endpoint, "conformance")?;
+    let bucket = create_moto_bucket(&endpoint, "conformance")?;
     let locator: StoreLocator = format!("s3://{bucket}/jobs").parse()?;
     conformance(
         &JobStore::open_with(&locator, &s3_config(&endpoint, "test", "test"))?,
@@ -332,7 +319,7 @@ fn gcs_config(endpoint: &str, service_account: &str) -> StoreConfig {
 fn gcs_store_conforms_on_moto_xml() -> TestResult {
     let endpoint = required("RESOURCE_TEST_GCS_XML_ENDPOINT")?;
     let service_account = required("RESOURCE_TEST_GCS_SERVICE_ACCOUNT")?;
-    let bucket = moto_bucket(&endpoint, "gcsxml")?;
+    let bucket = create_moto_bucket(&endpoint, "gcsxml")?;
     let locator: StoreLocator = format!("gs://{bucket}/jobs").parse()?;
     let store = JobStore::open_with(&locator, &gcs_config(&endpoint, &service_account))?;
     conformance(&store, true)

@@ -98,24 +98,67 @@ const FAULTS: [Fault; 5] = [
     Fault::RefuseOpen,
 ];
 
-fn check(fixture: &Fixture, resource: &Resource, fault: Fault, transient: bool) -> TestResult {
+/// Bytes per range when a check fetches parallel ranges: the fixture's files span several.
+const TEST_RANGE_LEN: u64 = 256 << 10;
+
+/// How a check's worker reaches the stored bytes.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// The local file, read as one stream.
+    File,
+    /// A web server, read as parallel ranges.
+    HttpRanges,
+}
+
+fn options_for(route: Route) -> InstallOptions {
+    let mut options = quick_options();
+    if let Route::HttpRanges = route {
+        options.fetch.parallel_ranges = 4;
+        options.fetch.range_len = TEST_RANGE_LEN;
+    }
+    options
+}
+
+fn check(
+    fixture: &Fixture,
+    server: &HttpFileServer,
+    route: Route,
+    resource: &Resource,
+    fault: Fault,
+    transient: bool,
+) -> TestResult {
     let root = tempfile::tempdir()?;
-    let inner = open_url(&resource.url, &Default::default())?;
+    let name = resource.path_hash.to_string();
+    let url = match route {
+        Route::File => resource.url.clone(),
+        Route::HttpRanges => server.url(&name),
+    };
+    let requests_before = server.counts(&name);
     let faulty = Arc::new(FaultySource::new(
-        inner,
+        open_url(&url, &Default::default())?,
         fault,
         if transient { 1 } else { u32::MAX },
     ));
     let source: Arc<dyn ByteSource> = faulty.clone();
-    let result = install(resource, root.path(), source, None, &quick_options());
+    let result = install(resource, root.path(), source, None, &options_for(route));
     let label = format!(
-        "{fault:?} on {} ({})",
+        "{fault:?} on {} over {route:?} ({})",
         resource.kind,
         if transient { "transient" } else { "permanent" }
     );
+    // A fault that never goes away may stop the fetch before its ranges are asked for.
+    if let (Route::HttpRanges, true) = (route, transient) {
+        let counts = server.counts(&name);
+        let ranges = fixture_ranges(resource)?;
+        assert!(
+            counts.requests - requests_before.requests > ranges,
+            "{label}: {} requests for {ranges} ranges are not parallel ranges",
+            counts.requests - requests_before.requests
+        );
+    }
     if transient {
         let installed = result.map_err(|error| format!("{label}: {error}"))?;
-        assert!(faulty.transfers() >= 2, "{label}: the fault was never hit");
+        assert!(faulty.faults() >= 1, "{label}: the fault was never hit");
         let original = fixture.leader.join(&resource.name);
         if original.is_dir() {
             assert!(
@@ -147,13 +190,27 @@ fn check(fixture: &Fixture, resource: &Resource, fault: Fault, transient: bool) 
     Ok(())
 }
 
+/// How many ranges of [`TEST_RANGE_LEN`] the stored bytes of `resource` span.
+fn fixture_ranges(resource: &Resource) -> Result<u32, Box<dyn std::error::Error>> {
+    let len = open_url(&resource.url, &Default::default())?.len()?;
+    Ok(u32::try_from(len.div_ceil(TEST_RANGE_LEN))?)
+}
+
+/// A body pace at which a range of [`TEST_RANGE_LEN`] takes 4 ms on the wire: far longer than a
+/// request's own cost on 127.0.0.1, so that parallel ranges pay.
+const SLOW_BODY: u64 = 64 << 20;
+
 #[test]
 fn every_fault_is_detected_and_transient_ones_are_recovered() -> TestResult {
     let fixture = fixture()?;
-    for resource in [&fixture.file, &fixture.dir] {
-        for fault in FAULTS {
-            check(&fixture, resource, fault, true)?;
-            check(&fixture, resource, fault, false)?;
+    let server = HttpFileServer::serve(&fixture.store_dir.join("shared"))?;
+    server.pace(Duration::ZERO, SLOW_BODY);
+    for route in [Route::File, Route::HttpRanges] {
+        for resource in [&fixture.file, &fixture.dir] {
+            for fault in FAULTS {
+                check(&fixture, &server, route, resource, fault, true)?;
+                check(&fixture, &server, route, resource, fault, false)?;
+            }
         }
     }
     Ok(())
@@ -179,8 +236,9 @@ fn http_downloads_retry_busy_servers_and_fail_fast_on_missing_objects() -> TestR
             &quick_options(),
         )?;
         assert!(installed.downloaded);
+        let len = open_url(&resource.url, &Default::default())?.len()?;
         assert_eq!(
-            server.counts(&name).full_downloads,
+            server.counts(&name).whole_copies(len),
             1,
             "{:?}",
             server.counts(&name)
@@ -206,6 +264,62 @@ fn http_downloads_retry_busy_servers_and_fail_fast_on_missing_objects() -> TestR
         );
         assert!(error.to_string().contains("create it again"), "{error}");
         assert!(visible_entries(other_root.path()).is_empty());
+    }
+    Ok(())
+}
+
+/// Parallel ranges where they pay, one stream where every request costs more than ranges save:
+/// counted in requests, with the same bytes installed either way.
+#[test]
+fn ranges_are_fetched_in_parallel_only_where_they_pay() -> TestResult {
+    let fixture = fixture()?;
+    let server = HttpFileServer::serve(&fixture.store_dir.join("shared"))?;
+    // (first-byte delay, whether ranges pay): 4 ms bodies against a free request, then against
+    // one that costs 100 ms, more than the 3 × 4 ms that four ranges at once save.
+    for (first_byte_delay, ranges_pay) in
+        [(Duration::ZERO, true), (Duration::from_millis(100), false)]
+    {
+        server.pace(first_byte_delay, SLOW_BODY);
+        for resource in [&fixture.file, &fixture.dir] {
+            let name = resource.path_hash.to_string();
+            let over_http = Resource {
+                url: server.url(&name),
+                ..resource.clone()
+            };
+            let before = server.counts(&name).requests;
+            let root = tempfile::tempdir()?;
+            let installed = install(
+                &over_http,
+                root.path(),
+                open_url(&over_http.url, &Default::default())?,
+                None,
+                &options_for(Route::HttpRanges),
+            )?;
+            let label = format!(
+                "{} with first bytes after {first_byte_delay:?}",
+                resource.kind
+            );
+            let original = fixture.leader.join(&resource.name);
+            if original.is_dir() {
+                assert!(same_tree(&original, &installed.path)?, "{label}");
+            } else {
+                assert_eq!(
+                    std::fs::read(&installed.path)?,
+                    std::fs::read(&original)?,
+                    "{label}"
+                );
+            }
+            // The size probe, the archive's tail for a directory, then the content.
+            let preamble = 1 + u32::from(original.is_dir());
+            let requests = server.counts(&name).requests - before;
+            let expected = if ranges_pay {
+                preamble + fixture_ranges(resource)?
+            } else {
+                // The first range, which showed ranges do not pay, then one stream for the rest.
+                preamble + 2
+            };
+            assert_eq!(requests, expected, "{label}");
+        }
     }
     Ok(())
 }

@@ -8,9 +8,10 @@
 //! small machine that others share, the load drifts over minutes, so figures from the main table,
 //! measured earlier, would compare two moments rather than two stores.
 //!
-//! Each round also times `curl` fetching the same presigned URL to `/dev/null`: the server's own
-//! pace, shown without a target, so that a reader can tell whether the server or ours bounds the
-//! download.
+//! Each round also times ours downloading as one stream (`--parallel-ranges 1`), which shows what
+//! parallel ranges change on each server, and `curl` fetching the same presigned URL to
+//! `/dev/null`: the server's own pace, shown without a target, so that a reader can tell whether
+//! the server or ours bounds the download.
 //!
 //! Both servers keep their data on tmpfs under the bench work directory, as the local-disk store
 //! does, so the comparison measures the S3 protocol and not a disk. Every round uploads under a
@@ -187,6 +188,7 @@ struct SectionSamples {
     local_download: Vec<Sample>,
     server_create: Vec<Sample>,
     server_download: Vec<Sample>,
+    one_stream_download: Vec<Sample>,
     curl_download: Vec<Sample>,
     curl_md5: Vec<Sample>,
 }
@@ -244,6 +246,9 @@ fn measure_on(
             samples.local_download.push(local_download);
             samples.server_create.push(on_server.create);
             samples.server_download.push(on_server.download);
+            samples
+                .one_stream_download
+                .push(on_server.one_stream_download);
             samples.curl_download.push(on_server.curl_download);
             samples.curl_md5.push(on_server.curl_md5);
         }
@@ -272,6 +277,7 @@ fn local_round(ours: &mut Ours, input: &Input, dir: &Path) -> Result<(Sample, Sa
 struct ServerRound {
     create: Sample,
     download: Sample,
+    one_stream_download: Sample,
     curl_download: Sample,
     curl_md5: Sample,
 }
@@ -300,20 +306,27 @@ fn server_round(
             .args(["--json", "--kind", input.kind.flag()]),
     )?;
     let resource = CreatedResource::parse(&created.stdout)?;
-    reset_dir(root)?;
-    // Workers have no credentials: the download goes through the presigned URL alone.
-    let downloaded = measure(
-        Command::new(binary)
-            .env_clear()
-            .env("JTRES_ROOT", root)
-            .env(&resource.env_name, &resource.env_value)
-            .arg("download")
-            .arg(&input.path)
-            .arg("--root")
-            .arg(root),
-    )?;
-    check_file_count(input, Path::new(downloaded.stdout.trim()), "the server")?;
-    fs::remove_dir_all(root).with_context(|| format!("cannot remove {}", root.display()))?;
+    // Workers have no credentials: the download goes through the presigned URL alone. Once as
+    // users get it, once as one stream (`--parallel-ranges 1`), to show what ranges change.
+    let download = |extra: &[&str]| -> Result<Sample> {
+        reset_dir(root)?;
+        let downloaded = measure(
+            Command::new(binary)
+                .env_clear()
+                .env("JTRES_ROOT", root)
+                .env(&resource.env_name, &resource.env_value)
+                .arg("download")
+                .arg(&input.path)
+                .arg("--root")
+                .arg(root)
+                .args(extra),
+        )?;
+        check_file_count(input, Path::new(downloaded.stdout.trim()), "the server")?;
+        fs::remove_dir_all(root).with_context(|| format!("cannot remove {}", root.display()))?;
+        Ok(Sample::of(&downloaded, None))
+    };
+    let downloaded = download(&[])?;
+    let one_stream = download(&["--parallel-ranges", "1"])?;
     // `--fail` turns an error status into a failure instead of a quick, misleading time for an
     // error page; the byte count it writes is checked against the stored object below.
     let fetched = measure(
@@ -369,7 +382,8 @@ fn server_round(
     }
     Ok(ServerRound {
         create: Sample::of(&created, None),
-        download: Sample::of(&downloaded, None),
+        download: downloaded,
+        one_stream_download: one_stream,
         curl_download: Sample::of(&fetched, None),
         curl_md5: Sample::of(&hashed, None),
     })
@@ -436,6 +450,7 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
     let local_download = Summary::of(samples.local_download)?;
     let create = Summary::of(samples.server_create)?;
     let download = Summary::of(samples.server_download)?;
+    let one_stream = Summary::of(samples.one_stream_download)?;
     let curl_download = Summary::of(samples.curl_download)?;
     let curl_md5 = Summary::of(samples.curl_md5)?;
 
@@ -465,6 +480,11 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
         format!("download from {name}, peak RSS"),
         download.peak_rss_mib,
         "MiB",
+    );
+    section.value(
+        format!("download from {name}, one stream (--parallel-ranges 1)"),
+        one_stream.median_s,
+        "s",
     );
     section.value(
         format!("download from {name} by curl (same URL)"),
