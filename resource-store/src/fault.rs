@@ -52,16 +52,33 @@ pub enum Fault {
     RefuseOpen,
 }
 
-/// A source that injects `fault` into the first `faulty_transfers` streams that reach it: streams
-/// that start at or before the fault's offset and, for a range, end after it. Every stream reaches
-/// [`Fault::RefuseOpen`].
+/// A source that injects `fault` into the first `faulty_transfers` streams that reach it: that
+/// read up to the fault's offset, having started at or before it. Every stream reaches
+/// [`Fault::RefuseOpen`], on opening.
 #[derive(Debug)]
 pub struct FaultySource {
     inner: Arc<dyn ByteSource>,
     fault: Fault,
-    faulty_transfers: u32,
     opened: AtomicU32,
-    injected: AtomicU32,
+    injections: Arc<Injections>,
+}
+
+/// How many streams the fault went into, and how many it may.
+#[derive(Debug)]
+struct Injections {
+    done: AtomicU32,
+    limit: u32,
+}
+
+impl Injections {
+    /// Takes one of the injections left; `false` when none is.
+    fn take(&self) -> bool {
+        self.done
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |done| {
+                (done < self.limit).then_some(done + 1)
+            })
+            .is_ok()
+    }
 }
 
 impl FaultySource {
@@ -70,9 +87,11 @@ impl FaultySource {
         Self {
             inner,
             fault,
-            faulty_transfers,
             opened: AtomicU32::new(0),
-            injected: AtomicU32::new(0),
+            injections: Arc::new(Injections {
+                done: AtomicU32::new(0),
+                limit: faulty_transfers,
+            }),
         }
     }
 
@@ -81,50 +100,52 @@ impl FaultySource {
         self.opened.load(Ordering::SeqCst)
     }
 
-    /// How many streams the fault was injected into so far.
+    /// How many streams the fault went into so far.
     pub fn faults(&self) -> u32 {
-        self.injected.load(Ordering::SeqCst)
+        self.injections.done.load(Ordering::SeqCst)
     }
 
-    /// The offset where the fault strikes; `None` for one that strikes on opening.
-    fn offset(&self) -> Option<u64> {
-        match self.fault {
+    /// Counts a stream from `offset`; wraps it to inject the fault if it reaches it.
+    fn open(
+        &self,
+        offset: u64,
+        open: impl FnOnce() -> Result<Box<dyn Read + Send>>,
+    ) -> Result<Box<dyn Read + Send>> {
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        if self.fault == Fault::RefuseOpen {
+            if self.injections.take() {
+                return Err(StoreError::HttpStatus {
+                    url: self.inner.location().to_owned(),
+                    status: 503,
+                    hint: "injected fault",
+                });
+            }
+            return open();
+        }
+        Ok(Box::new(FaultyReader {
+            inner: open()?,
+            fault: self.fault,
+            pos: offset,
+            // A stream that starts past the fault never reaches it.
+            state: if offset <= self.fault.offset() {
+                Strike::Ahead
+            } else {
+                Strike::Spared
+            },
+            injections: Arc::clone(&self.injections),
+        }))
+    }
+}
+
+impl Fault {
+    /// Where the fault strikes in a stream; `u64::MAX` for one that strikes on opening.
+    fn offset(self) -> u64 {
+        match self {
             Fault::Truncate { at }
             | Fault::FlipByte { at }
             | Fault::FailMidStream { at }
-            | Fault::Stall { at, .. } => Some(at),
-            Fault::RefuseOpen => None,
-        }
-    }
-
-    /// Counts a stream over `offset..end` and tells whether the fault goes into it.
-    fn strikes(&self, offset: u64, end: u64) -> bool {
-        self.opened.fetch_add(1, Ordering::SeqCst);
-        let reaches = self.offset().is_none_or(|at| offset <= at && at < end);
-        reaches
-            && self
-                .injected
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |injected| {
-                    (injected < self.faulty_transfers).then_some(injected + 1)
-                })
-                .is_ok()
-    }
-
-    /// `stream`, starting at `offset`, with the fault in it.
-    fn faulty(&self, stream: Box<dyn Read + Send>, offset: u64) -> Box<dyn Read + Send> {
-        Box::new(FaultyReader {
-            inner: stream,
-            fault: self.fault,
-            pos: offset,
-            done: false,
-        })
-    }
-
-    fn refused(&self) -> StoreError {
-        StoreError::HttpStatus {
-            url: self.inner.location().to_owned(),
-            status: 503,
-            hint: "injected fault",
+            | Fault::Stall { at, .. } => at,
+            Fault::RefuseOpen => u64::MAX,
         }
     }
 }
@@ -143,23 +164,11 @@ impl ByteSource for FaultySource {
     }
 
     fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
-        if !self.strikes(offset, u64::MAX) {
-            return self.inner.open_from(offset);
-        }
-        if self.fault == Fault::RefuseOpen {
-            return Err(self.refused());
-        }
-        Ok(self.faulty(self.inner.open_from(offset)?, offset))
+        self.open(offset, || self.inner.open_from(offset))
     }
 
     fn open_range(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send>> {
-        if !self.strikes(offset, offset.saturating_add(len)) {
-            return self.inner.open_range(offset, len);
-        }
-        if self.fault == Fault::RefuseOpen {
-            return Err(self.refused());
-        }
-        Ok(self.faulty(self.inner.open_range(offset, len)?, offset))
+        self.open(offset, || self.inner.open_range(offset, len))
     }
 
     fn gains_from_parallel_ranges(&self) -> bool {
@@ -167,33 +176,44 @@ impl ByteSource for FaultySource {
     }
 }
 
+/// Where a stream stands with its fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strike {
+    /// Not at the fault's offset yet.
+    Ahead,
+    /// The fault went in: a truncation or a failure repeats on every later read.
+    Struck,
+    /// Past the fault without it: it went into enough streams already, or this one started past it.
+    Spared,
+}
+
 struct FaultyReader {
     inner: Box<dyn Read + Send>,
     fault: Fault,
     pos: u64,
-    done: bool,
+    state: Strike,
+    injections: Arc<Injections>,
 }
 
 impl Read for FaultyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let at = match self.fault {
-            Fault::Truncate { at }
-            | Fault::FlipByte { at }
-            | Fault::FailMidStream { at }
-            | Fault::Stall { at, .. } => at,
-            Fault::RefuseOpen => u64::MAX,
-        };
-        if self.done || self.pos < at && self.pos + buf.len() as u64 <= at {
-            let read = self.inner.read(buf)?;
-            self.pos += read as u64;
-            return Ok(read);
+        let at = self.fault.offset();
+        if self.state == Strike::Ahead && self.pos >= at {
+            self.state = if self.injections.take() {
+                Strike::Struck
+            } else {
+                Strike::Spared
+            };
         }
-        if self.pos < at {
-            // Read up to the fault's offset first.
-            let before = usize::try_from(at - self.pos).unwrap_or(buf.len());
-            let read = self.inner.read(&mut buf[..before])?;
-            self.pos += read as u64;
-            return Ok(read);
+        match self.state {
+            Strike::Spared => return self.pass(buf),
+            Strike::Ahead => {
+                // Read up to the fault's offset at most.
+                let before = usize::try_from(at - self.pos).unwrap_or(usize::MAX);
+                let len = buf.len().min(before);
+                return self.pass(&mut buf[..len]);
+            }
+            Strike::Struck => {}
         }
         match self.fault {
             Fault::Truncate { .. } => Ok(0),
@@ -203,23 +223,27 @@ impl Read for FaultyReader {
             )),
             Fault::Stall { pause, .. } => {
                 thread::sleep(pause);
-                self.done = true;
-                self.read(buf)
+                self.state = Strike::Spared;
+                self.pass(buf)
             }
             Fault::FlipByte { .. } => {
-                let read = self.inner.read(buf)?;
+                let read = self.pass(buf)?;
                 if let Some(first) = buf[..read].first_mut() {
                     *first ^= 0xff;
                 }
-                self.pos += read as u64;
-                self.done = true;
+                self.state = Strike::Spared;
                 Ok(read)
             }
-            Fault::RefuseOpen => {
-                let read = self.inner.read(buf)?;
-                self.pos += read as u64;
-                Ok(read)
-            }
+            Fault::RefuseOpen => self.pass(buf),
         }
+    }
+}
+
+impl FaultyReader {
+    /// Reads from the stream untouched.
+    fn pass(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.pos += read as u64;
+        Ok(read)
     }
 }

@@ -324,6 +324,9 @@ struct ArrivedRange {
     first_byte_after: Duration,
     /// From the first byte to the last: the cost of the bytes themselves.
     body_took: Duration,
+    /// For the first range, read as the start of one stream over the whole source: that stream,
+    /// positioned after the range, to go on with if ranges do not pay.
+    rest: Option<ResumingReader>,
 }
 
 impl ArrivedRange {
@@ -331,7 +334,7 @@ impl ArrivedRange {
     ///
     /// With `n` ranges of per-request cost `f` and body time `b`, `parallel` at once take about
     /// `n / parallel × (f + b)` and one stream `n × b`: ranges pay while `f < (parallel − 1) × b`.
-    /// A server that reads a whole object to answer any range (moto does) has an `f` far above
+    /// A server that reads a whole object to answer any request (moto does) has an `f` far above
     /// that, and is then read as one stream.
     fn favours_ranges(&self, parallel: usize) -> bool {
         let factor = u32::try_from(parallel.saturating_sub(1)).unwrap_or(u32::MAX);
@@ -339,13 +342,13 @@ impl ArrivedRange {
     }
 }
 
-/// How a [`ParallelRanges`] reads past the ranges it has asked for.
+/// How a [`ParallelRanges`] reads past the first range.
 enum Mode {
     /// Waiting for the first range, which decides between the two others.
     Calibrating,
     /// Asking for the next range as each one is read.
     Ranges,
-    /// Reading the rest as one stream, from the end of the ranges asked for.
+    /// Reading the rest as the stream the first range began.
     Stream(ReadAhead),
 }
 
@@ -353,18 +356,20 @@ enum Mode {
 /// a thread of its own and each resumed on its own after a transient failure; the reader gets
 /// them in order.
 ///
-/// The first range is fetched alone and timed: when a request costs the server more than ranges
-/// save (see [`ArrivedRange::favours_ranges`]), the rest is read as one stream instead. At most
-/// `parallel_ranges` ranges are in flight or waiting ahead of the reader, so memory stays bounded
-/// whatever the source's length. A transfer is stalled when no thread has received a byte for
-/// `stall_timeout`; stalled threads are abandoned and end when their read returns.
+/// The first range is read as the start of one stream over the whole source, and timed: when a
+/// request costs the server more than ranges save (see [`ArrivedRange::favours_ranges`]), that
+/// stream goes on to the end, and no request is spent on finding out. At most `parallel_ranges`
+/// ranges are in flight or waiting ahead of the reader, so memory stays bounded whatever the
+/// source's length. A transfer is stalled when no thread has received a byte for `stall_timeout`;
+/// stalled threads are abandoned and end when their read returns.
 pub(crate) struct ParallelRanges {
     source: Arc<dyn ByteSource>,
     policy: FetchPolicy,
     mode: Mode,
     /// The ranges asked for and not yet read, in order.
     pending: VecDeque<Receiver<io::Result<ArrivedRange>>>,
-    jobs: Sender<RangeJob>,
+    /// The fetching threads' queue, once ranges are chosen.
+    jobs: Option<Sender<RangeJob>>,
     next_start: u64,
     len: u64,
     current: Vec<u8>,
@@ -381,14 +386,53 @@ impl ParallelRanges {
         len: u64,
         policy: &FetchPolicy,
     ) -> io::Result<Self> {
-        let (jobs, job_queue) = channel::<RangeJob>();
-        let job_queue = Arc::new(Mutex::new(job_queue));
         let received = Arc::new(AtomicU64::new(0));
-        for _ in 0..policy.parallel_ranges.max(1) {
-            let job_queue = Arc::clone(&job_queue);
+        let first = 0..policy.range_len.max(1).min(len);
+        let (reply, arrival) = sync_channel(1);
+        {
             let source = Arc::clone(&source);
             let received = Arc::clone(&received);
             let policy = *policy;
+            let first = first.clone();
+            thread::Builder::new()
+                .name("resource-range".into())
+                .spawn(move || {
+                    let mut stream = ResumingReader::new(source, len, &policy);
+                    let location = stream.source.location().to_owned();
+                    let result = read_timed(&mut stream, first, Vec::new(), &received, &location)
+                        .map(|arrived| ArrivedRange {
+                            rest: Some(stream),
+                            ..arrived
+                        });
+                    let _ = reply.send(result);
+                })?;
+        }
+        let mut pending = VecDeque::with_capacity(policy.parallel_ranges);
+        pending.push_back(arrival);
+        Ok(Self {
+            location: source.location().to_owned(),
+            source,
+            policy: *policy,
+            mode: Mode::Calibrating,
+            pending,
+            jobs: None,
+            next_start: first.end,
+            len,
+            current: Vec::new(),
+            consumed: 0,
+            received,
+        })
+    }
+
+    /// Starts the threads that fetch ranges.
+    fn start_fetching(&mut self) -> io::Result<()> {
+        let (jobs, job_queue) = channel::<RangeJob>();
+        let job_queue = Arc::new(Mutex::new(job_queue));
+        for _ in 0..self.policy.parallel_ranges.max(1) {
+            let job_queue = Arc::clone(&job_queue);
+            let source = Arc::clone(&self.source);
+            let received = Arc::clone(&self.received);
+            let policy = self.policy;
             thread::Builder::new()
                 .name("resource-range".into())
                 .spawn(move || {
@@ -408,30 +452,26 @@ impl ParallelRanges {
                         else {
                             return;
                         };
-                        let result = fetch_range(&source, start..end, buffer, &policy, &received);
+                        let mut reader =
+                            ResumingReader::range(Arc::clone(&source), start, end, &policy);
+                        let result = read_timed(
+                            &mut reader,
+                            start..end,
+                            buffer,
+                            &received,
+                            source.location(),
+                        );
                         let _ = reply.send(result);
                     }
                 })?;
         }
-        let mut reader = Self {
-            location: source.location().to_owned(),
-            source,
-            policy: *policy,
-            mode: Mode::Calibrating,
-            pending: VecDeque::with_capacity(policy.parallel_ranges),
-            jobs,
-            next_start: 0,
-            len,
-            current: Vec::new(),
-            consumed: 0,
-            received,
-        };
-        reader.ask_next(Vec::new());
-        Ok(reader)
+        self.jobs = Some(jobs);
+        Ok(())
     }
 
     /// Queues the next range, if any is left, to be read into `buffer`.
     fn ask_next(&mut self, buffer: Vec<u8>) {
+        let Some(jobs) = &self.jobs else { return };
         if self.next_start >= self.len {
             return;
         }
@@ -443,7 +483,7 @@ impl ParallelRanges {
         let (reply, arrival) = sync_channel(1);
         // When every thread is gone the job is dropped with its `reply`, and waiting for it reports
         // that.
-        let _ = self.jobs.send(RangeJob {
+        let _ = jobs.send(RangeJob {
             start,
             end,
             buffer,
@@ -477,40 +517,40 @@ impl ParallelRanges {
     }
 
     /// Decides, from the first range, how to read the rest.
-    fn calibrate(&mut self, first: &ArrivedRange) -> io::Result<()> {
-        if first.favours_ranges(self.policy.parallel_ranges) {
-            self.mode = Mode::Ranges;
-            while self.pending.len() < self.policy.parallel_ranges && self.next_start < self.len {
-                self.ask_next(Vec::new());
+    fn calibrate(&mut self, first: &mut ArrivedRange) -> io::Result<()> {
+        let rest = first.rest.take();
+        match rest {
+            Some(rest) if !first.favours_ranges(self.policy.parallel_ranges) => {
+                let stream = ReadAhead::spawn(rest, &self.location, self.policy.stall_timeout)?;
+                self.mode = Mode::Stream(stream);
             }
-        } else {
-            let rest = ResumingReader::reading(
-                Arc::clone(&self.source),
-                self.next_start,
-                self.len,
-                false,
-                &self.policy,
-            );
-            let stream = ReadAhead::spawn(rest, &self.location, self.policy.stall_timeout)?;
-            self.mode = Mode::Stream(stream);
+            // The first stream is dropped, and its connection with it.
+            _ => {
+                self.mode = Mode::Ranges;
+                self.start_fetching()?;
+                while self.pending.len() < self.policy.parallel_ranges && self.next_start < self.len
+                {
+                    self.ask_next(Vec::new());
+                }
+            }
         }
         Ok(())
     }
 }
 
-/// Reads `range` of `source` into `buffer`, resuming within the range after transient failures.
-fn fetch_range(
-    source: &Arc<dyn ByteSource>,
+/// Reads `range` from `reader`, which stands at its start, into `buffer`, timing the first byte
+/// and the rest.
+fn read_timed(
+    reader: &mut ResumingReader,
     range: std::ops::Range<u64>,
     mut buffer: Vec<u8>,
-    policy: &FetchPolicy,
     received: &AtomicU64,
+    location: &str,
 ) -> io::Result<ArrivedRange> {
     let want = usize::try_from(range.end - range.start)
         .map_err(|_| io::Error::other("a range does not fit in memory"))?;
     let asked = Instant::now();
     let mut first_byte_after = None;
-    let mut reader = ResumingReader::range(Arc::clone(source), range.start, range.end, policy);
     buffer.clear();
     buffer.resize(want, 0);
     let mut filled = 0;
@@ -528,7 +568,7 @@ fn fetch_range(
     }
     if filled < want {
         return Err(to_io(StoreError::Truncated {
-            url: source.location().to_owned(),
+            url: location.to_owned(),
             got: range.start + filled as u64,
             expected: range.end,
         }));
@@ -539,6 +579,7 @@ fn fetch_range(
         bytes: buffer,
         first_byte_after,
         body_took: took.saturating_sub(first_byte_after),
+        rest: None,
     })
 }
 
@@ -547,15 +588,13 @@ impl Read for ParallelRanges {
         if self.consumed == self.current.len() {
             match self.pending.pop_front() {
                 Some(arrival) => {
-                    let range = self.wait_for(&arrival)?;
+                    let mut range = self.wait_for(&arrival)?;
                     if let Mode::Calibrating = self.mode {
-                        self.calibrate(&range)?;
+                        self.calibrate(&mut range)?;
                     }
                     let spent = std::mem::replace(&mut self.current, range.bytes);
                     self.consumed = 0;
-                    if let Mode::Ranges = self.mode {
-                        self.ask_next(spent);
-                    }
+                    self.ask_next(spent);
                 }
                 None => {
                     return match &mut self.mode {
