@@ -75,6 +75,19 @@ impl HttpSource {
         Ok(response)
     }
 
+    /// The body of a GET with `range`, which starts at `offset`, positioned at `offset` even when
+    /// the server ignores the range and sends everything.
+    fn body_at(&self, offset: u64, range: Option<String>) -> Result<ureq::BodyReader<'static>> {
+        let response = self.get(range)?;
+        let ranged = response.status().as_u16() == 206;
+        let mut body = response.into_body().into_reader();
+        if offset > 0 && !ranged {
+            io::copy(&mut (&mut body).take(offset), &mut io::sink())
+                .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
+        }
+        Ok(body)
+    }
+
     fn probe_len(&self) -> Result<u64> {
         let response = self.get(Some("bytes=0-0".into()))?;
         let header = |name: &str| {
@@ -135,15 +148,8 @@ impl ByteSource for HttpSource {
         }
         // An explicit range, not a suffix one (`bytes=-N`): Azure Blob Storage does not take
         // suffix ranges (Azurite answers with a broken Content-Length), and the size is known.
-        let response = self.get(Some(format!("bytes={}-{}", total - wanted, total - 1)))?;
-        let ranged = response.status().as_u16() == 206;
-        let mut body = response.into_body().into_reader();
-        if !ranged {
-            // The server sent everything: keep the end.
-            let mut skip = io::sink();
-            io::copy(&mut (&mut body).take(total - wanted), &mut skip)
-                .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
-        }
+        let start = total - wanted;
+        let body = self.body_at(start, Some(format!("bytes={start}-{}", total - 1)))?;
         let mut tail = Vec::with_capacity(usize::try_from(wanted).unwrap_or(0));
         body.take(wanted)
             .read_to_end(&mut tail)
@@ -153,14 +159,7 @@ impl ByteSource for HttpSource {
 
     fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
         let range = (offset > 0).then(|| format!("bytes={offset}-"));
-        let response = self.get(range)?;
-        let ranged = response.status().as_u16() == 206;
-        let mut body = response.into_body().into_reader();
-        if offset > 0 && !ranged {
-            io::copy(&mut (&mut body).take(offset), &mut io::sink())
-                .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
-        }
-        Ok(Box::new(body))
+        Ok(Box::new(self.body_at(offset, range)?))
     }
 
     fn open_range(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send>> {
@@ -168,13 +167,7 @@ impl ByteSource for HttpSource {
             return Ok(Box::new(io::empty()));
         }
         let last = offset.saturating_add(len - 1);
-        let response = self.get(Some(format!("bytes={offset}-{last}")))?;
-        let ranged = response.status().as_u16() == 206;
-        let mut body = response.into_body().into_reader();
-        if offset > 0 && !ranged {
-            io::copy(&mut (&mut body).take(offset), &mut io::sink())
-                .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
-        }
+        let body = self.body_at(offset, Some(format!("bytes={offset}-{last}")))?;
         Ok(Box::new(body.take(len)))
     }
 

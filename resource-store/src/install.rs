@@ -23,9 +23,7 @@ use crate::cache::{Cache, EntryLock};
 use crate::error::{Result, StoreError};
 use crate::progress::{Progress, ProgressReader};
 use crate::source::ByteSource;
-use crate::transfer::{
-    FetchPolicy, ParallelRanges, ReadAhead, ResumingReader, from_io, is_transient,
-};
+use crate::transfer::{FetchPolicy, fetch_stream, from_io, is_transient};
 
 /// Buffer size for writing a file resource.
 const COPY_BUFFER_LEN: usize = 1 << 20;
@@ -205,18 +203,8 @@ fn fetch_into(
         ResourceKind::File => None,
         _ => Some(read_index(source.as_ref(), len)?),
     };
-    let stream: Box<dyn Read + Send> = if options.fetch.reads_ranges_of(source.as_ref(), len) {
-        Box::new(
-            ParallelRanges::spawn(Arc::clone(source), len, &options.fetch)
-                .map_err(|cause| StoreError::io(&location, cause))?,
-        )
-    } else {
-        let resuming = ResumingReader::new(Arc::clone(source), len, &options.fetch);
-        Box::new(
-            ReadAhead::spawn(resuming, &location, options.fetch.stall_timeout)
-                .map_err(|cause| StoreError::io(&location, cause))?,
-        )
-    };
+    let stream = fetch_stream(source, len, &options.fetch)
+        .map_err(|cause| StoreError::io(&location, cause))?;
     let mut reader = HashingReader::new(ProgressReader {
         inner: stream,
         progress: options.progress.clone(),

@@ -107,16 +107,11 @@ impl ByteSource for ObjectStoreSource {
     }
 
     fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>> {
-        let range = (offset > 0).then_some(GetRange::Offset(offset));
-        let stream = self.get(range)?.into_stream();
-        Ok(self.blocking(stream))
+        self.stream((offset > 0).then_some(GetRange::Offset(offset)))
     }
 
     fn open_range(&self, offset: u64, len: u64) -> Result<Box<dyn Read + Send>> {
-        let stream = self
-            .get(Some(GetRange::Bounded(offset..offset.saturating_add(len))))?
-            .into_stream();
-        Ok(self.blocking(stream))
+        self.stream(Some(GetRange::Bounded(offset..offset.saturating_add(len))))
     }
 
     fn gains_from_parallel_ranges(&self) -> bool {
@@ -125,16 +120,14 @@ impl ByteSource for ObjectStoreSource {
 }
 
 impl ObjectStoreSource {
-    fn blocking(
-        &self,
-        stream: BoxStream<'static, object_store::Result<Bytes>>,
-    ) -> Box<dyn Read + Send> {
-        Box::new(BlockingStream {
-            stream,
+    /// The object's bytes in `range`, read with blocking calls.
+    fn stream(&self, range: Option<GetRange>) -> Result<Box<dyn Read + Send>> {
+        Ok(Box::new(BlockingStream {
+            stream: self.get(range)?.into_stream(),
             runtime: Arc::clone(&self.runtime),
             current: Bytes::new(),
             location: self.location.clone(),
-        })
+        }))
     }
 }
 

@@ -57,12 +57,43 @@ impl Default for FetchPolicy {
 impl FetchPolicy {
     /// Whether `source`, `len` bytes long, is read as parallel ranges: when it gains from them
     /// and holds more than one range.
-    pub(crate) fn reads_ranges_of(&self, source: &dyn ByteSource, len: u64) -> bool {
+    fn reads_ranges_of(&self, source: &dyn ByteSource, len: u64) -> bool {
         self.parallel_ranges > 1
             && self.range_len > 0
             && len > self.range_len
             && source.gains_from_parallel_ranges()
     }
+}
+
+/// The `len` bytes of `source` as one stream, resumed and watched for stalls underneath: fetched
+/// as parallel ranges where the source gains from them, else read ahead by one thread.
+pub(crate) fn fetch_stream(
+    source: &Arc<dyn ByteSource>,
+    len: u64,
+    policy: &FetchPolicy,
+) -> io::Result<Box<dyn Read + Send>> {
+    if policy.reads_ranges_of(source.as_ref(), len) {
+        return Ok(Box::new(ParallelRanges::spawn(
+            Arc::clone(source),
+            len,
+            policy,
+        )?));
+    }
+    let resuming = ResumingReader::new(Arc::clone(source), len, policy);
+    Ok(Box::new(ReadAhead::spawn(
+        resuming,
+        source.location(),
+        policy.stall_timeout,
+    )?))
+}
+
+/// Copies what `buf` takes of `current` from `*consumed` on, and advances `*consumed`.
+fn copy_out(current: &[u8], consumed: &mut usize, buf: &mut [u8]) -> usize {
+    let available = &current[*consumed..];
+    let taken = available.len().min(buf.len());
+    buf[..taken].copy_from_slice(&available[..taken]);
+    *consumed += taken;
+    taken
 }
 
 /// Wraps a [`StoreError`] so it can travel through `io::Read`.
@@ -105,7 +136,7 @@ pub(crate) fn is_transient(error: &StoreError) -> bool {
 
 /// A reader that reopens the source at its current offset when a read fails transiently or the
 /// stream ends before its end.
-pub(crate) struct ResumingReader {
+struct ResumingReader {
     source: Arc<dyn ByteSource>,
     pos: u64,
     end: u64,
@@ -118,7 +149,7 @@ pub(crate) struct ResumingReader {
 
 impl ResumingReader {
     /// Reads the whole source, `len` bytes long.
-    pub(crate) fn new(source: Arc<dyn ByteSource>, len: u64, policy: &FetchPolicy) -> Self {
+    fn new(source: Arc<dyn ByteSource>, len: u64, policy: &FetchPolicy) -> Self {
         Self::reading(source, 0, len, false, policy)
     }
 
@@ -211,7 +242,7 @@ impl Read for ResumingReader {
 /// A reader fed by a thread that reads ahead, so that a source that stops sending is noticed after
 /// `stall_timeout` instead of blocking forever. A stalled reading thread is abandoned; it ends when
 /// its read returns.
-pub(crate) struct ReadAhead {
+struct ReadAhead {
     chunks: Receiver<io::Result<Vec<u8>>>,
     recycle: Sender<Vec<u8>>,
     current: Vec<u8>,
@@ -222,7 +253,7 @@ pub(crate) struct ReadAhead {
 }
 
 impl ReadAhead {
-    pub(crate) fn spawn(
+    fn spawn(
         mut reader: impl Read + Send + 'static,
         location: &str,
         stall_timeout: Duration,
@@ -300,11 +331,7 @@ impl Read for ReadAhead {
                 }
             }
         }
-        let available = &self.current[self.consumed..];
-        let taken = available.len().min(buf.len());
-        buf[..taken].copy_from_slice(&available[..taken]);
-        self.consumed += taken;
-        Ok(taken)
+        Ok(copy_out(&self.current, &mut self.consumed, buf))
     }
 }
 
@@ -362,7 +389,7 @@ enum Mode {
 /// ranges are in flight or waiting ahead of the reader, so memory stays bounded whatever the
 /// source's length. A transfer is stalled when no thread has received a byte for `stall_timeout`;
 /// stalled threads are abandoned and end when their read returns.
-pub(crate) struct ParallelRanges {
+struct ParallelRanges {
     source: Arc<dyn ByteSource>,
     policy: FetchPolicy,
     mode: Mode,
@@ -381,11 +408,7 @@ pub(crate) struct ParallelRanges {
 
 impl ParallelRanges {
     /// Starts fetching the `len` bytes of `source`.
-    pub(crate) fn spawn(
-        source: Arc<dyn ByteSource>,
-        len: u64,
-        policy: &FetchPolicy,
-    ) -> io::Result<Self> {
+    fn spawn(source: Arc<dyn ByteSource>, len: u64, policy: &FetchPolicy) -> io::Result<Self> {
         let received = Arc::new(AtomicU64::new(0));
         let first = 0..policy.range_len.max(1).min(len);
         let (reply, arrival) = sync_channel(1);
@@ -397,8 +420,8 @@ impl ParallelRanges {
             thread::Builder::new()
                 .name("resource-range".into())
                 .spawn(move || {
+                    let location = source.location().to_owned();
                     let mut stream = ResumingReader::new(source, len, &policy);
-                    let location = stream.source.location().to_owned();
                     let result = read_timed(&mut stream, first, Vec::new(), &received, &location)
                         .map(|arrived| ArrivedRange {
                             rest: Some(stream),
@@ -604,10 +627,6 @@ impl Read for ParallelRanges {
                 }
             }
         }
-        let available = &self.current[self.consumed..];
-        let taken = available.len().min(buf.len());
-        buf[..taken].copy_from_slice(&available[..taken]);
-        self.consumed += taken;
-        Ok(taken)
+        Ok(copy_out(&self.current, &mut self.consumed, buf))
     }
 }

@@ -8,8 +8,8 @@ use resource_core::Resource;
 use resource_store::fault::{Fault, FaultySource};
 use resource_store::testing::{HttpFileServer, noise, visible_entries};
 use resource_store::{
-    ByteSource, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreError, StoreLocator,
-    install, open_url, publish,
+    ByteSource, FetchPolicy, InstallOptions, Installed, JobStore, PublishOptions, StoreError,
+    StoreLocator, install, open_url, publish,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -67,6 +67,30 @@ fn same_tree(a: &Path, b: &Path) -> Result<bool, std::io::Error> {
     left.sort();
     right.sort();
     Ok(left == right)
+}
+
+/// Whether `installed` holds what `original` (a file or a directory) holds.
+fn same_content(original: &Path, installed: &Path) -> Result<bool, std::io::Error> {
+    if original.is_dir() {
+        same_tree(original, installed)
+    } else {
+        Ok(std::fs::read(installed)? == std::fs::read(original)?)
+    }
+}
+
+/// Installs `resource` under `root` from its URL.
+fn install_from_url(
+    resource: &Resource,
+    root: &Path,
+    options: &InstallOptions,
+) -> Result<Installed, StoreError> {
+    install(
+        resource,
+        root,
+        open_url(&resource.url, &Default::default())?,
+        None,
+        options,
+    )
 }
 
 fn walk(root: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, std::io::Error> {
@@ -160,18 +184,10 @@ fn check(
         let installed = result.map_err(|error| format!("{label}: {error}"))?;
         assert!(faulty.faults() >= 1, "{label}: the fault was never hit");
         let original = fixture.leader.join(&resource.name);
-        if original.is_dir() {
-            assert!(
-                same_tree(&original, &installed.path)?,
-                "{label}: tree differs"
-            );
-        } else {
-            assert_eq!(
-                std::fs::read(&installed.path)?,
-                std::fs::read(&original)?,
-                "{label}"
-            );
-        }
+        assert!(
+            same_content(&original, &installed.path)?,
+            "{label}: content differs"
+        );
         assert_eq!(
             visible_entries(root.path()),
             [resource.content_hash.to_string()],
@@ -228,13 +244,7 @@ fn http_downloads_retry_busy_servers_and_fail_fast_on_missing_objects() -> TestR
         };
         let root = tempfile::tempdir()?;
         server.fail_next(2, 503);
-        let installed = install(
-            &over_http,
-            root.path(),
-            open_url(&over_http.url, &Default::default())?,
-            None,
-            &quick_options(),
-        )?;
+        let installed = install_from_url(&over_http, root.path(), &quick_options())?;
         assert!(installed.downloaded);
         let len = open_url(&resource.url, &Default::default())?.len()?;
         assert_eq!(
@@ -249,15 +259,9 @@ fn http_downloads_retry_busy_servers_and_fail_fast_on_missing_objects() -> TestR
             ..resource.clone()
         };
         let other_root = tempfile::tempdir()?;
-        let error = install(
-            &missing,
-            other_root.path(),
-            open_url(&missing.url, &Default::default())?,
-            None,
-            &quick_options(),
-        )
-        .err()
-        .ok_or("a missing object must fail")?;
+        let error = install_from_url(&missing, other_root.path(), &quick_options())
+            .err()
+            .ok_or("a missing object must fail")?;
         assert!(
             matches!(error, StoreError::HttpStatus { status: 404, .. }),
             "{error}"
@@ -288,27 +292,17 @@ fn ranges_are_fetched_in_parallel_only_where_they_pay() -> TestResult {
             };
             let before = server.counts(&name).requests;
             let root = tempfile::tempdir()?;
-            let installed = install(
-                &over_http,
-                root.path(),
-                open_url(&over_http.url, &Default::default())?,
-                None,
-                &options_for(Route::HttpRanges),
-            )?;
+            let installed =
+                install_from_url(&over_http, root.path(), &options_for(Route::HttpRanges))?;
             let label = format!(
                 "{} with first bytes after {first_byte_delay:?}",
                 resource.kind
             );
             let original = fixture.leader.join(&resource.name);
-            if original.is_dir() {
-                assert!(same_tree(&original, &installed.path)?, "{label}");
-            } else {
-                assert_eq!(
-                    std::fs::read(&installed.path)?,
-                    std::fs::read(&original)?,
-                    "{label}"
-                );
-            }
+            assert!(
+                same_content(&original, &installed.path)?,
+                "{label}: content differs"
+            );
             // The size probe, the archive's tail for a directory, then the content.
             let preamble = 1 + u32::from(original.is_dir());
             let requests = server.counts(&name).requests - before;
