@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use resource_archive::{Compression, SymlinkPolicy};
 use resource_core::ResourceKind;
-use resource_core::archive::{Compression, SymlinkPolicy};
 
 /// Ship user code (a script, a package, a virtualenv's site-packages, any file or directory) to
 /// worker nodes through a job store, compatible with Toil's `toil.resource`.

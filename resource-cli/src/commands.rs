@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use resource_core::archive::PackOptions;
+use resource_archive::PackOptions;
 use resource_core::registry::{self, ROOT_VAR};
 use resource_store::{
     Cache, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreLocator,

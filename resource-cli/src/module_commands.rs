@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
+use resource_archive::PackOptions;
 use resource_core::ModuleDescriptor;
-use resource_core::archive::PackOptions;
 use resource_core::module::STASH_FILE;
 use resource_core::registry::{self, shell_quote};
 use resource_modules::{

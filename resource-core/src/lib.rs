@@ -7,7 +7,8 @@
 //! `JTRES_<pathHash>` holding Toil's [wire form](wire), and a worker looks it up by the same path.
 //!
 //! This crate is synchronous and free of storage and network code, so any project can compute
-//! hashes, read and write the wire form and registry, and describe modules.
+//! hashes, read and write the wire form and registry, and describe modules. The archives of
+//! directory resources are written and read by the `resource-archive` crate, built on this one.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -41,10 +42,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod archive;
 pub mod hash;
 pub mod kind;
 pub mod module;
+pub mod paths;
 pub mod registry;
 pub mod resource;
 pub mod wire;

@@ -26,7 +26,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use resource_core::archive::ExtraTree;
+use resource_archive::ExtraTree;
 
 use crate::interpreter::InterpreterSnapshot;
 use crate::pyliteral;

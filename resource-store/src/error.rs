@@ -177,14 +177,14 @@ pub enum StoreError {
     },
     /// A directory could not be packed.
     #[error(transparent)]
-    Pack(#[from] resource_core::archive::PackError),
+    Pack(#[from] resource_archive::PackError),
     /// An archive was refused while unpacking.
     #[error("{url}: {cause}")]
     Unpack {
         /// Where the archive came from.
         url: String,
         /// Why it was refused.
-        cause: resource_core::archive::UnpackError,
+        cause: resource_archive::UnpackError,
     },
     /// A background task died.
     #[error("internal task failed: {0}")]

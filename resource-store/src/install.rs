@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use resource_core::archive::{self, ArchiveIndex, RECOMMENDED_TAIL_LEN, TailParse, UnpackOptions};
+use resource_archive::{ArchiveIndex, TailReadError, UnpackError, UnpackOptions};
 use resource_core::hash::HashingReader;
 use resource_core::{ContentHash, Resource, ResourceKind};
 
@@ -212,7 +212,7 @@ fn fetch_into(
     let size = match &index {
         None => write_file(&mut reader, &temp_dir.join(&resource.name), &location)?,
         Some(index) => {
-            let summary = archive::unpack(index, &mut reader, temp_dir, &options.unpack)
+            let summary = resource_archive::unpack(index, &mut reader, temp_dir, &options.unpack)
                 .map_err(|source| unpack_error(source, &location))?;
             summary.bytes
         }
@@ -236,9 +236,9 @@ fn check_hash(expected: &ContentHash, actual: ContentHash, location: &str) -> Re
 }
 
 /// An unpacking failure; a failed read underneath it is reported as the transfer error it is.
-fn unpack_error(error: archive::UnpackError, location: &str) -> StoreError {
+fn unpack_error(error: UnpackError, location: &str) -> StoreError {
     match error {
-        archive::UnpackError::Read { source, .. } => from_io(source, location),
+        UnpackError::Read { source, .. } => from_io(source, location),
         cause => StoreError::Unpack {
             url: location.to_owned(),
             cause,
@@ -248,20 +248,10 @@ fn unpack_error(error: archive::UnpackError, location: &str) -> StoreError {
 
 /// Reads the archive's central directory from its tail.
 fn read_index(source: &dyn ByteSource, len: u64) -> Result<ArchiveIndex> {
-    let location = source.location();
-    let mut want = RECOMMENDED_TAIL_LEN.min(len);
-    loop {
-        let tail = source.read_tail(want)?;
-        match ArchiveIndex::from_tail(&tail, len).map_err(|error| unpack_error(error, location))? {
-            TailParse::Index(index) => return Ok(index),
-            TailParse::NeedTail(more) if more > want => want = more,
-            TailParse::NeedTail(_) => {
-                return Err(StoreError::Task(format!(
-                    "{location}: the archive index asked for no more bytes than it had"
-                )));
-            }
-        }
-    }
+    ArchiveIndex::read_tail_with(len, |want| source.read_tail(want)).map_err(|error| match error {
+        TailReadError::Read(error) => error,
+        TailReadError::Index(error) => unpack_error(error, source.location()),
+    })
 }
 
 fn write_file(reader: &mut impl Read, target: &Path, location: &str) -> Result<u64> {

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use resource_core::archive::{self, PackOptions, PackPlan};
+use resource_archive::{PackOptions, PackPlan};
 use resource_core::hash::HashingWriter;
 use resource_core::{ContentHash, PathHash, Resource, ResourceKind};
 
@@ -125,7 +125,7 @@ impl Content {
     fn prepare(path: &Path, kind: ResourceKind, options: &PackOptions) -> Result<Self> {
         match kind {
             ResourceKind::File => Ok(Self::File(path.to_path_buf())),
-            _ => Ok(Self::Archive(archive::plan(path, kind, options)?)),
+            _ => Ok(Self::Archive(resource_archive::plan(path, kind, options)?)),
         }
     }
 

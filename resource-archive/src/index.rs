@@ -3,7 +3,7 @@
 //!
 //! A zip can only be read safely from its central directory, so a worker reads the tail of the
 //! archive first ([`ArchiveIndex::from_tail`]), then streams the whole archive once through
-//! [`unpack`](super::unpack::unpack), which checks every local header against this index.
+//! [`unpack`](crate::unpack()), which checks every local header against this index.
 //!
 //! Parsing validates everything that can be known before the data arrives: every name is safe to
 //! create under the destination, entry types are regular files, directories or symlinks, methods are
@@ -13,14 +13,15 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 
-use super::format::{
+use crate::error::{TailReadError, UnpackError};
+use crate::format::{
     CENTRAL_HEADER_LEN, CENTRAL_HEADER_SIG, END_OF_CENTRAL_DIR_LEN, END_OF_CENTRAL_DIR_SIG,
-    EXTRA_EXTENDED_TIMESTAMP, EXTRA_ZIP64, FLAG_ENCRYPTED, FLAG_UTF8, LOCAL_HEADER_LEN,
+    EXTRA_EXTENDED_TIMESTAMP, EXTRA_ZIP64, FLAG_ENCRYPTED, FLAG_UTF8, LOCAL_HEADER_LEN, Le,
     MAX_COMMENT_LEN, METHOD_DEFLATE, METHOD_STORED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
     ZIP64_END_OF_CENTRAL_DIR_LEN, ZIP64_END_OF_CENTRAL_DIR_SIG, ZIP64_LOCATOR_LEN,
-    ZIP64_LOCATOR_SIG, dos_to_unix,
+    ZIP64_LOCATOR_SIG, dos_to_unix, extra_fields, read_u32,
 };
-use super::unpack::UnpackError;
+use crate::names::entry_name_problem;
 
 /// How many bytes of the archive's end to fetch first: the longest end of central directory record
 /// (with a 65,535-byte comment), the zip64 records, and a central directory of a few thousand
@@ -52,10 +53,10 @@ pub enum TailParse {
     NeedTail(u64),
 }
 
-/// What an entry creates.
+/// What an entry of an [`ArchiveIndex`] creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum EntryKind {
+pub enum IndexEntryKind {
     /// A regular file (the default when no Unix file type is stored).
     File,
     /// A directory: the name ends in `/`.
@@ -82,7 +83,7 @@ pub struct IndexEntry {
     /// `zipfile`); directories end in `/`.
     pub name: String,
     /// What the entry creates.
-    pub kind: EntryKind,
+    pub kind: IndexEntryKind,
     /// How the data is compressed.
     pub compression: Method,
     /// The CRC-32 of the uncompressed content.
@@ -257,20 +258,56 @@ impl ArchiveIndex {
     pub fn read_from(file: &mut (impl Read + Seek)) -> Result<Self, UnpackError> {
         let read_err = |offset: u64| move |source| UnpackError::Read { offset, source };
         let archive_len = file.seek(SeekFrom::End(0)).map_err(read_err(0))?;
-        let mut want = archive_len.min(RECOMMENDED_TAIL_LEN);
-        loop {
+        let read_tail = |want: u64| {
             let start = archive_len - want;
             let len = usize::try_from(want).map_err(|_| malformed(start, "tail too large"))?;
             let mut tail = vec![0; len];
             file.seek(SeekFrom::Start(start)).map_err(read_err(start))?;
             file.read_exact(&mut tail).map_err(read_err(start))?;
+            Ok(tail)
+        };
+        Self::read_tail_with(archive_len, read_tail).map_err(|error| match error {
+            TailReadError::Read(error) | TailReadError::Index(error) => error,
+        })
+    }
+
+    /// Reads the index of an archive of `archive_len` bytes through `read_tail`, which returns the
+    /// last `len` bytes of the archive when called with `len`: first the last
+    /// `min(archive_len, RECOMMENDED_TAIL_LEN)` bytes, then a longer tail if the central directory
+    /// starts before it (see [`ArchiveIndex::from_tail`]). Every tail asked for is longer than the
+    /// one before and at most `archive_len`.
+    ///
+    /// ```
+    /// # use std::io::{Cursor, Write};
+    /// use resource_archive::{ArchiveIndex, TailReadError};
+    ///
+    /// # let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    /// # zip.start_file("flow.py", zip::write::SimpleFileOptions::default())?;
+    /// # zip.write_all(b"def main(): pass\n")?;
+    /// # let archive: Vec<u8> = zip.finish()?.into_inner();
+    /// // `archive` stands for a remote object, and this closure for a range request.
+    /// let len = archive.len() as u64;
+    /// let read_tail = |want: u64| -> Result<Vec<u8>, std::io::Error> {
+    ///     Ok(archive[(len - want) as usize..].to_vec())
+    /// };
+    /// let index = ArchiveIndex::read_tail_with(len, read_tail)?;
+    /// assert_eq!(index.entries()[0].name, "flow.py");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_tail_with<E>(
+        archive_len: u64,
+        mut read_tail: impl FnMut(u64) -> Result<Vec<u8>, E>,
+    ) -> Result<Self, TailReadError<E>> {
+        let mut want = archive_len.min(RECOMMENDED_TAIL_LEN);
+        loop {
+            let tail = read_tail(want).map_err(TailReadError::Read)?;
             match Self::from_tail(&tail, archive_len)? {
                 TailParse::Index(index) => return Ok(index),
                 TailParse::NeedTail(more) if more > want && more <= archive_len => want = more,
                 TailParse::NeedTail(_) => {
-                    return Err(UnpackError::Internal {
+                    return Err(TailReadError::Index(UnpackError::Internal {
                         reason: "the tail parser asked for a tail it already had",
-                    });
+                    }));
                 }
             }
         }
@@ -315,50 +352,6 @@ fn malformed(offset: u64, reason: &str) -> UnpackError {
         offset,
         reason: reason.to_owned(),
     }
-}
-
-/// A little-endian cursor over a byte slice that never reads out of bounds.
-#[derive(Debug, Clone)]
-pub(crate) struct Le<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Le<'a> {
-    pub(crate) fn new(data: &'a [u8], pos: usize) -> Self {
-        Self { data, pos }
-    }
-
-    pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
-        let out = self.data.get(self.pos..self.pos.checked_add(n)?)?;
-        self.pos += n;
-        Some(out)
-    }
-
-    pub(crate) fn u16(&mut self) -> Option<u64> {
-        let b = self.bytes(2)?;
-        Some(u64::from(u16::from_le_bytes([b[0], b[1]])))
-    }
-
-    pub(crate) fn u32(&mut self) -> Option<u64> {
-        let b = self.bytes(4)?;
-        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-    }
-
-    pub(crate) fn u64(&mut self) -> Option<u64> {
-        let b = self.bytes(8)?;
-        let mut a = [0; 8];
-        a.copy_from_slice(b);
-        Some(u64::from_le_bytes(a))
-    }
-
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-}
-
-pub(crate) fn read_u32(data: &[u8], pos: usize) -> Option<u32> {
-    Le::new(data, pos).u32().map(|v| v as u32)
 }
 
 /// The position in `tail` of the last end of central directory record whose comment length
@@ -553,22 +546,6 @@ fn parse_central_directory(
     Ok(out)
 }
 
-/// Splits an extra field block into `(tag, data)` pairs. Up to three trailing bytes (padding some
-/// writers add) are ignored; a field running past the block is an error.
-pub(crate) fn extra_fields(extra: &[u8]) -> Result<Vec<(u16, &[u8])>, &'static str> {
-    let mut out = Vec::new();
-    let mut e = Le::new(extra, 0);
-    while extra.len() - e.pos() >= 4 {
-        let tag = e.u16().ok_or("corrupt extra field")? as u16;
-        let len = e.u16().ok_or("corrupt extra field")? as usize;
-        let data = e
-            .bytes(len)
-            .ok_or("an extra field runs past the extra block")?;
-        out.push((tag, data));
-    }
-    Ok(out)
-}
-
 /// Code page 437, bytes 0x80 to 0xff, as Python's `cp437` codec decodes them.
 const CP437_HIGH: [char; 128] = [
     '\u{00c7}', '\u{00fc}', '\u{00e9}', '\u{00e2}', '\u{00e4}', '\u{00e0}', '\u{00e5}', '\u{00e7}',
@@ -606,35 +583,6 @@ fn decode_name(raw: &[u8], flags: u16) -> Result<String, &'static str> {
         .collect())
 }
 
-/// Why a name cannot be created safely under the destination, if it cannot.
-///
-/// Refused: empty names, absolute names, empty, `.` and `..` components, NUL and other control
-/// characters. A backslash is an ordinary character on Unix (as in Python's `zipfile` there).
-pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        return Some("empty name");
-    }
-    if name.starts_with('/') {
-        return Some("absolute path");
-    }
-    if name.contains('\0') {
-        return Some("NUL character");
-    }
-    if name.chars().any(char::is_control) {
-        return Some("control character");
-    }
-    let path = name.strip_suffix('/').unwrap_or(name);
-    for component in path.split('/') {
-        match component {
-            "" => return Some("empty path component"),
-            "." => return Some("`.` component"),
-            ".." => return Some("`..` component"),
-            _ => {}
-        }
-    }
-    None
-}
-
 fn validate(raw: Vec<RawEntry>, cd_offset: u64) -> Result<Vec<IndexEntry>, UnpackError> {
     let mut entries = Vec::with_capacity(raw.len());
     for r in raw {
@@ -642,7 +590,7 @@ fn validate(raw: Vec<RawEntry>, cd_offset: u64) -> Result<Vec<IndexEntry>, Unpac
             name: String::from_utf8_lossy(&r.raw_name).into_owned(),
             reason,
         })?;
-        if let Some(reason) = name_problem(&name) {
+        if let Some(reason) = entry_name_problem(&name) {
             return Err(UnpackError::UnsafeName { name, reason });
         }
         if r.flags & FLAGS_ENCRYPTION != 0 {
@@ -669,11 +617,11 @@ fn validate(raw: Vec<RawEntry>, cd_offset: u64) -> Result<Vec<IndexEntry>, Unpac
         };
         let is_dir_name = name.ends_with('/');
         let kind = match unix_mode & S_IFMT {
-            0 if is_dir_name => EntryKind::Directory,
-            0 => EntryKind::File,
-            S_IFDIR if is_dir_name => EntryKind::Directory,
-            S_IFREG if !is_dir_name => EntryKind::File,
-            S_IFLNK if !is_dir_name => EntryKind::Symlink,
+            0 if is_dir_name => IndexEntryKind::Directory,
+            0 => IndexEntryKind::File,
+            S_IFDIR if is_dir_name => IndexEntryKind::Directory,
+            S_IFREG if !is_dir_name => IndexEntryKind::File,
+            S_IFLNK if !is_dir_name => IndexEntryKind::Symlink,
             S_IFDIR | S_IFREG | S_IFLNK => {
                 return Err(UnpackError::Malformed {
                     offset: r.offset,
@@ -692,14 +640,14 @@ fn validate(raw: Vec<RawEntry>, cd_offset: u64) -> Result<Vec<IndexEntry>, Unpac
                 });
             }
         };
-        if kind == EntryKind::Directory && r.uncompressed_size != 0 {
+        if kind == IndexEntryKind::Directory && r.uncompressed_size != 0 {
             return Err(UnpackError::SizeMismatch {
                 name,
                 declared: 0,
                 actual: r.uncompressed_size,
             });
         }
-        if kind == EntryKind::Symlink && r.uncompressed_size > MAX_SYMLINK_TARGET_LEN {
+        if kind == IndexEntryKind::Symlink && r.uncompressed_size > MAX_SYMLINK_TARGET_LEN {
             return Err(UnpackError::UnsafeSymlink {
                 name,
                 target: String::new(),
@@ -773,13 +721,13 @@ fn check_paths(entries: &[IndexEntry]) -> Result<(), UnpackError> {
         for (cut, _) in path.match_indices('/') {
             let ancestor = &path[..cut];
             match by_path.get(ancestor).map(|a| a.kind) {
-                Some(EntryKind::Symlink) => {
+                Some(IndexEntryKind::Symlink) => {
                     return Err(UnpackError::ThroughSymlink {
                         name: e.name.clone(),
                         link: ancestor.to_owned(),
                     });
                 }
-                Some(EntryKind::File) => {
+                Some(IndexEntryKind::File) => {
                     return Err(UnpackError::PathConflict {
                         name: e.name.clone(),
                         other: ancestor.to_owned(),
@@ -795,27 +743,6 @@ fn check_paths(entries: &[IndexEntry]) -> Result<(), UnpackError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_refused_for_the_right_reason() {
-        for (name, problem) in [
-            ("a/b.py", None),
-            ("dir/", None),
-            ("back\\slash", None),
-            ("", Some("empty name")),
-            ("/etc/passwd", Some("absolute path")),
-            ("../x", Some("`..` component")),
-            ("a/../../x", Some("`..` component")),
-            ("a/./b", Some("`.` component")),
-            ("a//b", Some("empty path component")),
-            ("a//", Some("empty path component")),
-            ("a\0b", Some("NUL character")),
-            ("a\u{1}b", Some("control character")),
-            ("a\u{85}b", Some("control character")),
-        ] {
-            assert_eq!(name_problem(name), problem, "{name:?}");
-        }
-    }
 
     #[test]
     fn cp437_matches_python_for_high_bytes() {

@@ -9,11 +9,11 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use resource_core::ContentHash;
-use resource_core::archive::format::{FLAG_UTF8, unix_to_dos};
-use resource_core::archive::{
-    ArchiveIndex, EntryKind, TailParse, UnpackError, UnpackOptions, unpack, unpack_file,
+use resource_archive::format::{FLAG_UTF8, unix_to_dos};
+use resource_archive::{
+    ArchiveIndex, IndexEntryKind, TailParse, UnpackError, UnpackOptions, unpack, unpack_file,
 };
+use resource_core::ContentHash;
 
 type TestResult<T = ()> = Result<T, Box<dyn Error>>;
 
@@ -380,7 +380,7 @@ fn unpack_bytes(
     archive: &[u8],
     root: &Path,
     options: &UnpackOptions,
-) -> TestResult<(PathBuf, resource_core::archive::UnpackSummary)> {
+) -> TestResult<(PathBuf, resource_archive::UnpackSummary)> {
     let file = root.join("archive.zip");
     std::fs::write(&file, archive)?;
     let dest = root.join("dest");
@@ -521,7 +521,7 @@ fn toil_virtualenv_archive_with_absolute_directory_entries_extracts_like_python(
         index
             .entries()
             .iter()
-            .any(|e| e.name == quirk && e.kind == EntryKind::Directory)
+            .any(|e| e.name == quirk && e.kind == IndexEntryKind::Directory)
     );
 
     let ours = compare_with_python(&archive, root.path())?;

@@ -1,69 +1,15 @@
 //! The safe, streaming archive reader: one sequential pass over the archive bytes that unpacks
 //! them, so the caller can hash the same pass.
 //!
-//! A worker first parses the [`ArchiveIndex`] from the archive's tail (the central directory), then
-//! streams the whole archive from byte 0 to its end through [`unpack`], usually wrapped in a
-//! [`HashingReader`] so the MD5 is known the moment unpacking ends. `unpack` reads every byte,
-//! including gaps between entries and the central directory, and checks that the central directory
-//! in the stream is byte for byte the one the index was parsed from. Each local header must agree
-//! with its central entry, each entry's data must inflate to exactly its declared size and CRC, and
-//! an optional data descriptor must agree too.
+//! [`unpack`] reads every byte, including gaps between entries and the central directory, and
+//! checks that the central directory in the stream is byte for byte the one the index was parsed
+//! from. Each local header must agree with its central entry, each entry's data must inflate to
+//! exactly its declared size and CRC, and an optional data descriptor must agree too.
 //!
 //! Reading and hashing happen on the calling thread; decompression, CRC and file writes happen on a
 //! second thread, fed through a small pool of 1 MiB buffers, so memory stays constant and the work
-//! overlaps with the hash.
-//!
-//! # Safety
-//!
-//! Nothing is created outside `dest`, and nothing that already exists is overwritten or followed:
-//! files are created with `O_EXCL`, directories with `mkdir`, and an existing path component that is
-//! a symlink is refused. The index refuses unsafe names (absolute, `..`, `.`, empty components, NUL
-//! and control characters), duplicates, entries below a file or symlink entry, special files,
-//! encryption and methods other than stored and deflate; symlink targets must stay inside the tree
-//! (only leading `..` components, no more of them than the link's depth, nothing absolute). Sizes
-//! are counted as data is inflated, so a zip bomb stops at its declared size or at
-//! [`UnpackOptions::max_total_bytes`]. On error the destination holds a partial tree: delete it.
-//!
-//! A backslash is an ordinary character in a name, as it is for Python's `zipfile` on Unix.
-//!
-//! # Compared with Python's `extractall`
-//!
-//! Toil's archives extract to the same names and contents. Unlike Python, this reader refuses
-//! names Python would rewrite (leading `/`, `..`, `.`), restores permission bits (without setuid,
-//! setgid and sticky) when the entry was made on Unix, restores modification times, and creates
-//! symlinks as symlinks (Python writes their target into a regular file). Entries without a stored
-//! mode get 0o644 (files) and 0o755 (directories) before the umask, which is what Python yields
-//! with the usual umask 022.
-//!
-//! ```
-//! use std::io::{Cursor, Write};
-//! use resource_core::archive::{unpack, ArchiveIndex, TailParse, UnpackOptions, RECOMMENDED_TAIL_LEN};
-//! use resource_core::hash::HashingReader;
-//! use resource_core::ContentHash;
-//!
-//! # // A small archive, made here with the `zip` crate.
-//! # let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-//! # zip.start_file("pkg/__init__.py", zip::write::SimpleFileOptions::default())?;
-//! # zip.write_all(b"print('hi')\n")?;
-//! # let archive: Vec<u8> = zip.finish()?.into_inner();
-//! // 1. Parse the index from the archive's tail (a range request, for a remote archive).
-//! let len = archive.len() as u64;
-//! let tail = &archive[archive.len() - len.min(RECOMMENDED_TAIL_LEN) as usize..];
-//! let TailParse::Index(index) = ArchiveIndex::from_tail(tail, len)? else {
-//!     return Err("a large central directory: fetch the longer tail asked for".into());
-//! };
-//!
-//! // 2. Stream the whole archive once, hashing and unpacking it together.
-//! let dest = tempfile::tempdir()?;
-//! let mut stream = HashingReader::new(Cursor::new(&archive));
-//! let summary = unpack(&index, &mut stream, dest.path(), &UnpackOptions::default())?;
-//! let (_, content_hash) = stream.finish()?;
-//!
-//! assert_eq!(content_hash, ContentHash::of_bytes(&archive));
-//! assert_eq!((summary.files, summary.dirs), (1, 1));
-//! assert_eq!(std::fs::read(dest.path().join("pkg/__init__.py"))?, b"print('hi')\n");
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! overlaps with the hash. What is refused, and how this compares with Python's `extractall`, is
+//! in the crate documentation.
 
 use std::cmp::Reverse;
 use std::collections::HashSet;
@@ -73,25 +19,24 @@ use std::mem;
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::thread;
 
 use filetime::FileTime;
 use flate2::{Decompress, FlushDecompress, Status};
 use fs_err::os::unix::fs::OpenOptionsExt;
+use resource_core::ContentHash;
+use resource_core::hash::HashingReader;
 
-use super::format::{
+use crate::error::UnpackError;
+use crate::format::{
     DATA_DESCRIPTOR_SIG, EXTRA_ZIP64, FLAG_DATA_DESCRIPTOR, FLAG_ENCRYPTED, LOCAL_HEADER_LEN,
-    LOCAL_HEADER_SIG, METHOD_DEFLATE, METHOD_STORED,
+    LOCAL_HEADER_SIG, Le, METHOD_DEFLATE, METHOD_STORED, extra_fields,
 };
-use super::index::{ArchiveIndex, EntryKind, IndexEntry, Le, Method, extra_fields};
-use crate::hash::{ContentHash, HashingReader};
-
-/// The default cap on the total uncompressed size of an archive: 64 GiB.
-pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 64 << 30;
-/// The default cap on the number of entries: 1,048,576.
-pub const DEFAULT_MAX_ENTRIES: u64 = 1 << 20;
+use crate::index::{ArchiveIndex, IndexEntry, IndexEntryKind, Method};
+use crate::names::link_target_problem;
+use crate::options::UnpackOptions;
 
 /// Size of each buffer the stream is read into.
 const BUF_LEN: usize = 1 << 20;
@@ -99,251 +44,6 @@ const BUF_LEN: usize = 1 << 20;
 const MAX_BUFFERS: usize = 4;
 /// Size of the buffer deflate output goes through.
 const INFLATE_BUF_LEN: usize = 256 << 10;
-
-/// Why an archive could not be indexed or unpacked. Every variant names the entry, the offset or
-/// the path concerned.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum UnpackError {
-    /// No end of central directory record: the bytes are not a zip archive.
-    #[error(
-        "not a zip archive: no end of central directory record in the last bytes of {archive_len}"
-    )]
-    NotAZip {
-        /// The length of the archive.
-        archive_len: u64,
-    },
-    /// The archive's structure is broken or uses an unsupported layout (multi-disk, prefixed).
-    #[error("malformed zip archive at offset {offset}: {reason}")]
-    Malformed {
-        /// Where in the archive the problem is.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An entry name that cannot be created safely under the destination.
-    #[error("unsafe entry name {name:?}: {reason}")]
-    UnsafeName {
-        /// The name (lossily decoded if it is not valid text).
-        name: String,
-        /// What makes it unsafe.
-        reason: &'static str,
-    },
-    /// Two entries create the same path (names equal after removing a trailing `/`).
-    #[error("duplicate entry {name:?}")]
-    DuplicateName {
-        /// The second entry's name.
-        name: String,
-    },
-    /// An entry lies below a path that another entry makes a regular file, or that exists in the
-    /// destination and is not a directory.
-    #[error("entry {name:?} lies below {other:?}, which is not a directory")]
-    PathConflict {
-        /// The entry.
-        name: String,
-        /// The path that is not a directory.
-        other: String,
-    },
-    /// An entry would be written through a symlink (one made by the archive or found in the
-    /// destination).
-    #[error("entry {name:?} would be written through the symlink {link:?}")]
-    ThroughSymlink {
-        /// The entry.
-        name: String,
-        /// The symlink on its path.
-        link: String,
-    },
-    /// A symlink entry whose target is absolute, leaves the tree, or is otherwise unsafe.
-    #[error("symlink {name:?} -> {target:?} refused: {reason}")]
-    UnsafeSymlink {
-        /// The symlink entry.
-        name: String,
-        /// Its target (lossily decoded; empty if not read yet).
-        target: String,
-        /// What makes it unsafe.
-        reason: &'static str,
-    },
-    /// A device, FIFO or socket entry.
-    #[error(
-        "entry {name:?} is a {file_type} (mode {mode:o}); only files, directories and symlinks are extracted"
-    )]
-    SpecialFile {
-        /// The entry.
-        name: String,
-        /// The kind of special file.
-        file_type: &'static str,
-        /// The full Unix mode stored.
-        mode: u32,
-    },
-    /// An encrypted entry.
-    #[error("entry {name:?} is encrypted")]
-    Encrypted {
-        /// The entry.
-        name: String,
-    },
-    /// A compression method other than stored (0) or deflate (8).
-    #[error(
-        "entry {name:?} uses compression method {method}; only stored (0) and deflate (8) are supported"
-    )]
-    UnsupportedMethod {
-        /// The entry.
-        name: String,
-        /// The method number.
-        method: u16,
-    },
-    /// A local header or data descriptor disagrees with the central directory (or a stored entry's
-    /// two sizes differ).
-    #[error(
-        "entry {name:?}: the {field} differs: central directory says {central}, local record says {local}"
-    )]
-    HeaderMismatch {
-        /// The entry.
-        name: String,
-        /// Which field.
-        field: &'static str,
-        /// The central directory's value.
-        central: String,
-        /// The local header's or data descriptor's value.
-        local: String,
-    },
-    /// The content is not the declared size. When it is too long, unpacking stops as soon as it
-    /// exceeds the declared size, so `actual` is how far it got.
-    #[error("entry {name:?} declares {declared} bytes but its data holds {actual}")]
-    SizeMismatch {
-        /// The entry.
-        name: String,
-        /// The size the central directory declares.
-        declared: u64,
-        /// The size found (a lower bound when too long).
-        actual: u64,
-    },
-    /// The content's CRC-32 is not the declared one.
-    #[error("entry {name:?}: CRC-32 is {actual:08x}, declared {declared:08x}")]
-    CrcMismatch {
-        /// The entry.
-        name: String,
-        /// The CRC the central directory declares.
-        declared: u32,
-        /// The CRC of the content.
-        actual: u32,
-    },
-    /// The deflate data is corrupt, ends early or has bytes after its end.
-    #[error("entry {name:?}: corrupt deflate data: {reason}")]
-    CorruptData {
-        /// The entry.
-        name: String,
-        /// What the decompressor found.
-        reason: String,
-    },
-    /// Two entries (or an entry and the central directory) overlap.
-    #[error("entry {name:?} overlaps {other:?}")]
-    Overlap {
-        /// The entry.
-        name: String,
-        /// What follows it.
-        other: String,
-    },
-    /// More entries than [`UnpackOptions::max_entries`].
-    #[error("the archive has {count} entries; at most {max} are allowed")]
-    TooManyEntries {
-        /// Entries in the archive.
-        count: u64,
-        /// The cap.
-        max: u64,
-    },
-    /// The total uncompressed size exceeds [`UnpackOptions::max_total_bytes`].
-    #[error("entry {name:?} takes the unpacked size past the cap of {max} bytes")]
-    TooLarge {
-        /// The entry that crossed the cap.
-        name: String,
-        /// The cap.
-        max: u64,
-    },
-    /// The stream ended before the archive did.
-    #[error(
-        "the stream ended at offset {offset}, before the end of the {archive_len}-byte archive"
-    )]
-    Truncated {
-        /// Bytes received.
-        offset: u64,
-        /// Bytes expected.
-        archive_len: u64,
-    },
-    /// The stream goes on after the archive's end.
-    #[error("the stream holds more than the {archive_len} bytes of the archive")]
-    TrailingData {
-        /// Bytes expected.
-        archive_len: u64,
-    },
-    /// The central directory in the stream differs from the tail the index was parsed from (the
-    /// archive changed between the two reads, or a server is lying).
-    #[error("the stream differs from the archive tail the index was read from, at offset {offset}")]
-    TailMismatch {
-        /// The first differing byte.
-        offset: u64,
-    },
-    /// The destination is not an existing directory.
-    #[error("cannot unpack into {path:?}: {reason}")]
-    InvalidDestination {
-        /// The destination.
-        path: PathBuf,
-        /// Why.
-        reason: &'static str,
-    },
-    /// Reading the archive failed.
-    #[error("reading the archive at offset {offset} failed")]
-    Read {
-        /// Where reading failed.
-        offset: u64,
-        /// The I/O error (naming the file, for local archives).
-        #[source]
-        source: io::Error,
-    },
-    /// Creating or writing an entry failed.
-    #[error("extracting entry {name:?} failed")]
-    Filesystem {
-        /// The entry.
-        name: String,
-        /// The I/O error, naming the path.
-        #[source]
-        source: io::Error,
-    },
-    /// The writing thread could not be started.
-    #[error("cannot start the unpacking thread")]
-    Spawn {
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// A bug: an internal invariant failed.
-    #[error("internal error while unpacking: {reason}")]
-    Internal {
-        /// The invariant.
-        reason: &'static str,
-    },
-}
-
-/// Limits and choices for [`unpack`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct UnpackOptions {
-    /// The most uncompressed bytes to write, counted as data is inflated (default 64 GiB).
-    pub max_total_bytes: u64,
-    /// The most entries an archive may have (default 1,048,576).
-    pub max_entries: u64,
-    /// Whether to restore modification times (default `true`; Python's `extractall` does not).
-    pub restore_mtimes: bool,
-}
-
-impl Default for UnpackOptions {
-    fn default() -> Self {
-        Self {
-            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
-            max_entries: DEFAULT_MAX_ENTRIES,
-            restore_mtimes: true,
-        }
-    }
-}
 
 /// What [`unpack`] created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -366,6 +66,36 @@ pub struct UnpackSummary {
 /// directory and end records are compared with it byte for byte. Pass `&mut reader` to keep the
 /// reader, for instance a [`HashingReader`] whose hash is checked afterwards. `dest` should be a
 /// fresh, empty directory; on error it holds a partial tree and the caller deletes it.
+///
+/// ```
+/// use std::io::{Cursor, Write};
+/// use resource_archive::{unpack, ArchiveIndex, TailParse, UnpackOptions, RECOMMENDED_TAIL_LEN};
+/// use resource_core::hash::HashingReader;
+/// use resource_core::ContentHash;
+///
+/// # // A small archive, made here with the `zip` crate.
+/// # let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+/// # zip.start_file("pkg/__init__.py", zip::write::SimpleFileOptions::default())?;
+/// # zip.write_all(b"print('hi')\n")?;
+/// # let archive: Vec<u8> = zip.finish()?.into_inner();
+/// // 1. Parse the index from the archive's tail (a range request, for a remote archive).
+/// let len = archive.len() as u64;
+/// let tail = &archive[archive.len() - len.min(RECOMMENDED_TAIL_LEN) as usize..];
+/// let TailParse::Index(index) = ArchiveIndex::from_tail(tail, len)? else {
+///     return Err("a large central directory: fetch the longer tail asked for".into());
+/// };
+///
+/// // 2. Stream the whole archive once, hashing and unpacking it together.
+/// let dest = tempfile::tempdir()?;
+/// let mut stream = HashingReader::new(Cursor::new(&archive));
+/// let summary = unpack(&index, &mut stream, dest.path(), &UnpackOptions::default())?;
+/// let (_, content_hash) = stream.finish()?;
+///
+/// assert_eq!(content_hash, ContentHash::of_bytes(&archive));
+/// assert_eq!((summary.files, summary.dirs), (1, 1));
+/// assert_eq!(std::fs::read(dest.path().join("pkg/__init__.py"))?, b"print('hi')\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn unpack<R: Read>(
     index: &ArchiveIndex,
     stream: R,
@@ -986,7 +716,7 @@ impl<'a> Writer<'a> {
             self.ensure_dirs(parent, entry)?;
         }
         let sink = match entry.kind {
-            EntryKind::Directory => {
+            IndexEntryKind::Directory => {
                 self.ensure_dirs(path, entry)?;
                 self.fixups.push(DirFixup {
                     path: path.to_owned(),
@@ -995,7 +725,7 @@ impl<'a> Writer<'a> {
                 });
                 Sink::Nothing
             }
-            EntryKind::File => {
+            IndexEntryKind::File => {
                 // Stored modes are applied with fchmod once written; until then keep it private.
                 let initial = if entry.mode.is_some() { 0o600 } else { 0o644 };
                 let file = fs_err::OpenOptions::new()
@@ -1006,7 +736,7 @@ impl<'a> Writer<'a> {
                     .map_err(fs_error(entry))?;
                 Sink::File(file)
             }
-            EntryKind::Symlink => Sink::Link(Vec::new()),
+            IndexEntryKind::Symlink => Sink::Link(Vec::new()),
         };
         self.inflater.reset(false);
         self.current = Some(Current {
@@ -1210,7 +940,7 @@ impl<'a> Writer<'a> {
                 self.summary.bytes += current.written;
             }
             Sink::Link(target) => {
-                if let Some(reason) = symlink_problem(entry.path(), &target) {
+                if let Some(reason) = link_target_problem(entry.path(), &target) {
                     return Err(UnpackError::UnsafeSymlink {
                         name: entry.name.clone(),
                         target: String::from_utf8_lossy(&target).into_owned(),
@@ -1302,66 +1032,4 @@ fn emit(
     current.written = written;
     *total += n;
     Ok(())
-}
-
-/// Why a symlink at `link` (a relative path) pointing to `target` could lead outside the tree.
-///
-/// Accepted targets are relative, start with at most as many `..` components as the link has
-/// parent directories, and have no `..` after a normal component. Every link made this way
-/// resolves inside the tree, whatever other links it passes through.
-fn symlink_problem(link: &str, target: &[u8]) -> Option<&'static str> {
-    if target.is_empty() {
-        return Some("empty target");
-    }
-    if target.iter().any(|&b| b < 0x20 || b == 0x7f) {
-        return Some("NUL or control character in the target");
-    }
-    if target.first() == Some(&b'/') {
-        return Some("absolute target");
-    }
-    let depth = link.matches('/').count();
-    let mut ups = 0;
-    let mut descended = false;
-    for component in target.split(|&b| b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." if descended => return Some("`..` after a normal component"),
-            b".." => {
-                ups += 1;
-                if ups > depth {
-                    return Some("the target leaves the tree");
-                }
-            }
-            _ => descended = true,
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::symlink_problem;
-
-    #[test]
-    fn symlink_targets_must_stay_inside() {
-        for (link, target, ok) in [
-            ("a", "b", true),
-            ("a", "./b/c", true),
-            ("d/a", "../b", true),
-            ("d/e/a", "../../b/c", true),
-            ("a", "..", false),
-            ("a", "../a", false),
-            ("d/a", "../..", false),
-            ("a", "/etc/passwd", false),
-            ("a", "b/../c", false),
-            ("a", "", false),
-            ("a", "b\nc", false),
-        ] {
-            assert_eq!(
-                symlink_problem(link, target.as_bytes()).is_none(),
-                ok,
-                "{link} -> {target}"
-            );
-        }
-    }
 }

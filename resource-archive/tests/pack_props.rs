@@ -8,7 +8,7 @@ use std::path::Path;
 
 use pack_support::{create_generated, expected_entries, gen_children, pack_to_vec};
 use proptest::prelude::*;
-use resource_core::archive::pack::{self, Compression, PackOptions};
+use resource_archive::{Compression, PackOptions};
 use resource_core::{ContentHash, ResourceKind};
 
 /// Another file system than the temporary directory's when there is one.
@@ -44,7 +44,7 @@ proptest! {
         prop_assert!(a == pack(first.path())?, "packing twice differs");
         prop_assert!(a == pack(second.path())?, "a copy made in reverse order differs");
 
-        let plan = pack::plan(second.path(), ResourceKind::Directory, &options)
+        let plan = resource_archive::plan(second.path(), ResourceKind::Directory, &options)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let (len, hash) = plan.measure().map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(len, a.len() as u64);

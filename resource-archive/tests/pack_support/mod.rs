@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use filetime::FileTime;
+use resource_archive::{PackError, PackOptions};
 use resource_core::ResourceKind;
-use resource_core::archive::pack::{self, PackError, PackOptions};
 
 /// The result of a test.
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -83,7 +83,7 @@ pub fn pack_to_vec(
     kind: ResourceKind,
     options: &PackOptions,
 ) -> Result<Vec<u8>, PackError> {
-    let plan = pack::plan(path, kind, options)?;
+    let plan = resource_archive::plan(path, kind, options)?;
     let mut archive = Vec::new();
     plan.write(&mut archive)?;
     Ok(archive)

@@ -1,5 +1,5 @@
-//! Pack → unpack round trips: what [`pack`](resource_core::archive::pack) writes, the archive
-//! reader ([`unpack`](resource_core::archive::unpack)) recreates, with contents, permission bits,
+//! Pack → unpack round trips: what [`plan`](resource_archive::plan()) writes, the archive
+//! reader ([`unpack`](resource_archive::unpack())) recreates, with contents, permission bits,
 //! modification times, empty directories and kept symbolic links.
 
 mod pack_support;
@@ -13,8 +13,8 @@ use pack_support::{
     MTIME, Node, TestResult, build_tree, create_generated, gen_children, pack_to_vec,
 };
 use proptest::prelude::*;
-use resource_core::archive::pack::{self, Compression, EntryKind, PackOptions, SymlinkPolicy};
-use resource_core::archive::{ArchiveIndex, TailParse, UnpackOptions, unpack};
+use resource_archive::{ArchiveIndex, TailParse, UnpackOptions, unpack};
+use resource_archive::{Compression, PackOptions, PlanEntryKind, SymlinkPolicy};
 use resource_core::hash::HashingReader;
 use resource_core::{ContentHash, ResourceKind};
 
@@ -35,7 +35,7 @@ fn unpack_into(archive: &[u8], dest: &Path) -> Result<(), BoxError> {
 /// Packs `root`, unpacks it into a fresh directory, and checks that every planned entry came
 /// back with its kind, content, permission bits and modification time, and nothing else did.
 fn round_trip(root: &Path, kind: ResourceKind, options: &PackOptions) -> Result<(), BoxError> {
-    let plan = pack::plan(root, kind, options)?;
+    let plan = resource_archive::plan(root, kind, options)?;
     let archive = pack_to_vec(root, kind, options)?;
     let dest = tempfile::tempdir()?;
     unpack_into(&archive, dest.path())?;
@@ -52,8 +52,8 @@ fn round_trip(root: &Path, kind: ResourceKind, options: &PackOptions) -> Result<
         let metadata = fs::symlink_metadata(&path)?;
         assert_eq!(metadata.mtime(), entry.mtime(), "{name}");
         match entry.kind() {
-            EntryKind::Directory => assert!(metadata.is_dir(), "{name}"),
-            EntryKind::File { .. } => {
+            PlanEntryKind::Directory => assert!(metadata.is_dir(), "{name}"),
+            PlanEntryKind::File { .. } => {
                 assert!(metadata.is_file(), "{name}");
                 assert_eq!(
                     fs::read(&path)?,
@@ -61,7 +61,7 @@ fn round_trip(root: &Path, kind: ResourceKind, options: &PackOptions) -> Result<
                     "{name}"
                 );
             }
-            EntryKind::Symlink { target } => {
+            PlanEntryKind::Symlink { target } => {
                 assert!(metadata.file_type().is_symlink(), "{name}");
                 assert_eq!(fs::read_link(&path)?, Path::new(target), "{name}");
                 continue;

@@ -2,10 +2,8 @@
 
 use std::fs;
 
+use resource_archive::{ArchiveIndex, ExtraTree, PackError, PackOptions, TailParse, UnpackOptions};
 use resource_core::ResourceKind;
-use resource_core::archive::{
-    self, ArchiveIndex, ExtraTree, PackError, PackOptions, TailParse, UnpackOptions,
-};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -33,14 +31,14 @@ fn extra_trees_land_under_their_names_and_overlaps_are_refused() -> TestResult {
         ],
         ..PackOptions::default()
     };
-    let plan = archive::plan(&site, ResourceKind::VirtualEnv, &options)?;
+    let plan = resource_archive::plan(&site, ResourceKind::VirtualEnv, &options)?;
     let mut bytes = Vec::new();
     plan.write(&mut bytes)?;
     let TailParse::Index(index) = ArchiveIndex::from_tail(&bytes, bytes.len() as u64)? else {
         return Err("the whole archive is its own tail".into());
     };
     let dest = tempfile::tempdir()?;
-    archive::unpack(&index, &bytes[..], dest.path(), &UnpackOptions::default())?;
+    resource_archive::unpack(&index, &bytes[..], dest.path(), &UnpackOptions::default())?;
     assert_eq!(
         fs::read_to_string(dest.path().join("installed/__init__.py"))?,
         "A = 1\n"
@@ -58,7 +56,7 @@ fn extra_trees_land_under_their_names_and_overlaps_are_refused() -> TestResult {
         }],
         ..PackOptions::default()
     };
-    let refused = archive::plan(&site, ResourceKind::VirtualEnv, &overlapping);
+    let refused = resource_archive::plan(&site, ResourceKind::VirtualEnv, &overlapping);
     assert!(
         matches!(refused, Err(PackError::DuplicateEntry { .. })),
         "{refused:?}"
@@ -71,7 +69,7 @@ fn extra_trees_land_under_their_names_and_overlaps_are_refused() -> TestResult {
             }],
             ..PackOptions::default()
         };
-        let refused = archive::plan(&site, ResourceKind::VirtualEnv, &options);
+        let refused = resource_archive::plan(&site, ResourceKind::VirtualEnv, &options);
         assert!(
             matches!(refused, Err(PackError::BadExtraName { .. })),
             "{bad}: {refused:?}"

@@ -16,12 +16,10 @@ use pack_support::{
     MTIME, Node, TestResult, build_tree, generated, le16, le32, pack_to_vec, python_json,
     read_with_zip_crate,
 };
-use resource_core::archive::format::{
+use resource_archive::format::{
     DATA_DESCRIPTOR_SIG, FLAG_DATA_DESCRIPTOR, FLAG_UTF8, LOCAL_HEADER_SIG, ZIP64_LOCATOR_SIG,
 };
-use resource_core::archive::pack::{
-    self, Compression, EntryKind, PackError, PackOptions, SymlinkPolicy,
-};
+use resource_archive::{Compression, PackError, PackOptions, PlanEntryKind, SymlinkPolicy};
 use resource_core::hash::HashingWriter;
 use resource_core::{ContentHash, ResourceKind};
 
@@ -69,7 +67,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn names(plan: &pack::PackPlan) -> Vec<&str> {
+fn names(plan: &resource_archive::PackPlan) -> Vec<&str> {
     plan.entries().iter().map(|entry| entry.name()).collect()
 }
 
@@ -96,7 +94,7 @@ fn python_zipfile_reads_and_extracts_stored_and_deflated_archives() -> TestResul
     let mut plans = Vec::new();
     let mut args = Vec::new();
     for (index, compression) in compressions.iter().enumerate() {
-        let plan = pack::plan(&root, ResourceKind::Directory, &options(*compression))?;
+        let plan = resource_archive::plan(&root, ResourceKind::Directory, &options(*compression))?;
         assert_eq!(names(&plan), RICH_NAMES);
         let archive = work.path().join(format!("{index}.zip"));
         plan.write(fs::File::create(&archive)?)?;
@@ -126,7 +124,7 @@ fn python_zipfile_reads_and_extracts_stored_and_deflated_archives() -> TestResul
             assert_eq!(seen["dos_seconds"], MTIME, "{context} {name}");
             let utf8 = seen["flags"].as_u64().ok_or("flags")? & u64::from(FLAG_UTF8) != 0;
             assert_eq!(utf8, !name.is_ascii(), "{context} {name}");
-            let is_dir = *planned.kind() == EntryKind::Directory;
+            let is_dir = *planned.kind() == PlanEntryKind::Directory;
             assert_eq!(seen["dos"] == 0x10, is_dir, "{context} {name}");
             if is_dir {
                 assert!(extracted.join(name).is_dir(), "{context} {name}");
@@ -173,7 +171,7 @@ fn zip_crate_reads_our_archives() -> TestResult {
             symlinks: SymlinkPolicy::Keep,
             ..PackOptions::default()
         };
-        let plan = pack::plan(work.path(), ResourceKind::Directory, &options)?;
+        let plan = resource_archive::plan(work.path(), ResourceKind::Directory, &options)?;
         let mut archive = Vec::new();
         plan.write(&mut archive)?;
         let entries = read_with_zip_crate(&archive)?;
@@ -184,14 +182,14 @@ fn zip_crate_reads_our_archives() -> TestResult {
             assert_eq!(seen.unix_mode, Some(planned.unix_mode()), "{name}");
             assert_eq!(seen.extended_mtime, Some(MTIME as u32), "{name}");
             match planned.kind() {
-                EntryKind::Directory => assert!(seen.is_dir, "{name}"),
-                EntryKind::Symlink { target } => {
+                PlanEntryKind::Directory => assert!(seen.is_dir, "{name}"),
+                PlanEntryKind::Symlink { target } => {
                     assert!(seen.is_symlink, "{name}");
                     assert_eq!(seen.content, target.as_bytes());
                     assert_eq!(target, "漢字/a.py");
                     assert_eq!(planned.unix_mode(), 0o120_777);
                 }
-                EntryKind::File { .. } => {
+                PlanEntryKind::File { .. } => {
                     assert_eq!(seen.content, fs::read(plan.source_path(planned))?, "{name}");
                 }
                 other => return Err(format!("unexpected kind {other:?}").into()),
@@ -353,7 +351,7 @@ fn layout_follows_toils_rules() -> TestResult {
         let work = tempfile::tempdir()?;
         build_tree(work.path(), &case.nodes, MTIME)?;
         let path = work.path().join(case.pack);
-        let result = pack::plan(&path, case.kind, &PackOptions::default());
+        let result = resource_archive::plan(&path, case.kind, &PackOptions::default());
         match (result, case.expected) {
             (Ok(plan), Ok(expected)) => assert_eq!(names(&plan), expected, "{}", case.what),
             (Err(error), Err(matches)) => {
@@ -402,7 +400,7 @@ fn archives_are_deterministic_and_pinned() -> TestResult {
             "{compression}: a copy made in another order differs"
         );
         let hash = ContentHash::of_bytes(&a);
-        let plan = pack::plan(second.path(), ResourceKind::Directory, &options)?;
+        let plan = resource_archive::plan(second.path(), ResourceKind::Directory, &options)?;
         assert_eq!(plan.measure()?, (a.len() as u64, hash.clone()));
         assert_eq!(hash.as_str(), pinned, "{compression}");
     }
@@ -443,8 +441,8 @@ fn modification_times_are_clamped_never_refused() -> TestResult {
     set("2200.txt", 7_258_118_400)?;
 
     let clamp = MTIME - 1000;
-    let plain = pack::plan(root, ResourceKind::Directory, &PackOptions::default())?;
-    let clamped = pack::plan(
+    let plain = resource_archive::plan(root, ResourceKind::Directory, &PackOptions::default())?;
+    let clamped = resource_archive::plan(
         root,
         ResourceKind::Directory,
         &PackOptions {
@@ -452,7 +450,7 @@ fn modification_times_are_clamped_never_refused() -> TestResult {
             ..PackOptions::default()
         },
     )?;
-    let mtimes = |plan: &pack::PackPlan| -> Vec<i64> {
+    let mtimes = |plan: &resource_archive::PackPlan| -> Vec<i64> {
         plan.entries().iter().map(|entry| entry.mtime()).collect()
     };
     // Sorted: 1960, 1970, 2200, now.
@@ -499,7 +497,7 @@ fn symlinks_are_followed_by_default() -> TestResult {
         MTIME,
     )?;
     symlink(outside.path(), work.path().join("outside"))?;
-    let plan = pack::plan(
+    let plan = resource_archive::plan(
         work.path(),
         ResourceKind::Directory,
         &PackOptions::default(),
@@ -554,7 +552,7 @@ fn kept_symlinks_stay_links_inside_the_tree() -> TestResult {
         symlinks: SymlinkPolicy::Keep,
         ..PackOptions::default()
     };
-    let plan = pack::plan(&pkg, ResourceKind::Directory, &keep)?;
+    let plan = resource_archive::plan(&pkg, ResourceKind::Directory, &keep)?;
     assert_eq!(
         names(&plan),
         [
@@ -571,7 +569,7 @@ fn kept_symlinks_stay_links_inside_the_tree() -> TestResult {
     let link = &plan.entries()[3];
     assert_eq!(
         link.kind(),
-        &EntryKind::Symlink {
+        &PlanEntryKind::Symlink {
             target: "../b/c.py".to_owned()
         }
     );
@@ -598,7 +596,7 @@ fn kept_symlinks_stay_links_inside_the_tree() -> TestResult {
     for (name, target, expected) in refused {
         let link = pkg.join(name);
         symlink(target, &link)?;
-        let error = pack::plan(&pkg, ResourceKind::Directory, &keep)
+        let error = resource_archive::plan(&pkg, ResourceKind::Directory, &keep)
             .err()
             .ok_or(format!("{name} -> {target} was kept"))?;
         assert!(expected(&error), "{name}: {error:?}");
@@ -621,7 +619,7 @@ type Expect = fn(&PackError) -> bool;
 fn refusal(what: &str, setup: Setup, expected: Expect) -> TestResult {
     let work = tempfile::tempdir()?;
     let (path, options, named) = setup(work.path())?;
-    let error = pack::plan(&path, ResourceKind::Directory, &options)
+    let error = resource_archive::plan(&path, ResourceKind::Directory, &options)
         .err()
         .ok_or(format!("{what}: packed without error"))?;
     assert!(expected(&error), "{what}: {error:?}");
@@ -814,7 +812,7 @@ fn toils_dangerous_roots_are_refused_however_written() -> TestResult {
         paths.push("/var/run");
     }
     for path in paths {
-        let error = pack::plan(
+        let error = resource_archive::plan(
             Path::new(path),
             ResourceKind::Directory,
             &PackOptions::default(),
@@ -829,7 +827,7 @@ fn toils_dangerous_roots_are_refused_however_written() -> TestResult {
     }
     // Below them is fine: the temporary directories of these tests live in /tmp.
     let below = tempfile::tempdir()?;
-    pack::plan(
+    resource_archive::plan(
         below.path(),
         ResourceKind::Directory,
         &PackOptions::default(),
@@ -881,7 +879,7 @@ fn unreadable_files_and_directories_are_refused() -> TestResult {
         fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
     };
     let check = |named: &Path| -> TestResult {
-        let error = pack::plan(&root, ResourceKind::Directory, &PackOptions::default())
+        let error = resource_archive::plan(&root, ResourceKind::Directory, &PackOptions::default())
             .err()
             .ok_or("packed an unreadable tree")?;
         assert!(matches!(error, PackError::Unreadable { .. }), "{error:?}");
@@ -897,7 +895,7 @@ fn unreadable_files_and_directories_are_refused() -> TestResult {
     mode(&root.join("locked-dir"), 0o300)?;
     check(&root.join("locked-dir"))?;
     mode(&root.join("locked-dir"), 0o700)?;
-    pack::plan(&root, ResourceKind::Directory, &PackOptions::default())?;
+    resource_archive::plan(&root, ResourceKind::Directory, &PackOptions::default())?;
     Ok(())
 }
 
@@ -934,7 +932,7 @@ fn excludes_and_gitignore_are_opt_in() -> TestResult {
         MTIME,
     )?;
     let check = |options: PackOptions, expected: &[&str]| -> TestResult {
-        let plan = pack::plan(work.path(), ResourceKind::Directory, &options)?;
+        let plan = resource_archive::plan(work.path(), ResourceKind::Directory, &options)?;
         assert_eq!(names(&plan), expected, "{options:?}");
         Ok(())
     };
@@ -1068,7 +1066,11 @@ fn files_that_change_after_planning_are_refused() -> TestResult {
             fs::write(&file, generated(len, 1))?;
             let time = filetime::FileTime::from_unix_time(MTIME, 0);
             filetime::set_file_times(&file, time, time)?;
-            let plan = pack::plan(work.path(), ResourceKind::Directory, &options(compression))?;
+            let plan = resource_archive::plan(
+                work.path(),
+                ResourceKind::Directory,
+                &options(compression),
+            )?;
             change(&file)?;
             let error = plan
                 .write(io::sink())
@@ -1085,7 +1087,7 @@ fn files_that_change_after_planning_are_refused() -> TestResult {
     let work = tempfile::tempdir()?;
     let file = work.path().join("gone.py");
     fs::write(&file, b"x")?;
-    let plan = pack::plan(
+    let plan = resource_archive::plan(
         work.path(),
         ResourceKind::Directory,
         &PackOptions::default(),
@@ -1153,7 +1155,8 @@ fn the_output_gets_only_large_writes_and_its_errors_are_reported() -> TestResult
         .collect();
     build_tree(work.path(), &nodes, MTIME)?;
     for compression in [Compression::Stored, Compression::Deflate { level: 1 }] {
-        let plan = pack::plan(work.path(), ResourceKind::Directory, &options(compression))?;
+        let plan =
+            resource_archive::plan(work.path(), ResourceKind::Directory, &options(compression))?;
         let mut sizes = WriteSizes::default();
         let summary = plan.write(&mut sizes)?;
         let (last, full) = sizes.0.split_last().ok_or("no writes")?;
@@ -1187,7 +1190,7 @@ fn the_output_gets_only_large_writes_and_its_errors_are_reported() -> TestResult
 fn measure_matches_what_write_produces() -> TestResult {
     let work = tempfile::tempdir()?;
     build_tree(work.path(), &rich_tree(), MTIME)?;
-    let plan = pack::plan(
+    let plan = resource_archive::plan(
         work.path(),
         ResourceKind::Directory,
         &PackOptions::default(),
@@ -1227,12 +1230,12 @@ impl Write for ChannelWriter {
 #[test]
 fn the_writer_can_run_on_one_thread_while_another_hashes() -> TestResult {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<pack::PackPlan>();
+    assert_send_sync::<resource_archive::PackPlan>();
     assert_send_sync::<PackError>();
 
     let work = tempfile::tempdir()?;
     build_tree(work.path(), &rich_tree(), MTIME)?;
-    let plan = pack::plan(
+    let plan = resource_archive::plan(
         work.path(),
         ResourceKind::Directory,
         &PackOptions::default(),

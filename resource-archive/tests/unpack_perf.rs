@@ -1,7 +1,7 @@
 //! Throughput of the streaming reader against MD5 alone, on a 1 GiB archive of 20,000 files.
 //!
 //! Ignored by default (it writes 2 GiB). Run it optimised, on tmpfs:
-//! `cargo test --release -p resource-core --test unpack_perf -- --ignored --nocapture`
+//! `cargo test --release -p resource-archive --test unpack_perf -- --ignored --nocapture`
 //! (`UNPACK_PERF_DIR` chooses the directory; default `/dev/shm` when it exists).
 
 use std::error::Error;
@@ -9,7 +9,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use resource_core::archive::{UnpackOptions, unpack_file};
+use resource_archive::{UnpackOptions, unpack_file};
 use resource_core::hash::HashingReader;
 
 type TestResult = Result<(), Box<dyn Error>>;

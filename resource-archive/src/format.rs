@@ -1,7 +1,8 @@
 //! Constants and small helpers of the zip format (APPNOTE 6.3), shared by the writer and the reader.
 //!
-//! Only what both sides need lives here: record signatures, flags, versions, extra-field tags and
-//! the MS-DOS date/time conversion.
+//! Only what both sides need lives here: record signatures, flags, versions, extra-field tags,
+//! the MS-DOS date/time conversion, and (for the reader's two passes) a bounds-checked
+//! little-endian cursor and the extra-field splitter.
 
 /// Local file header signature (`PK\x03\x04`).
 pub const LOCAL_HEADER_SIG: u32 = 0x0403_4b50;
@@ -95,6 +96,66 @@ pub fn dos_to_unix(time: u16, date: u16) -> i64 {
     let minute = i64::from((time >> 5) & 0x3f).min(59);
     let second = (i64::from(time & 0x1f) * 2).min(59);
     days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+}
+
+/// A little-endian cursor over a byte slice that never reads out of bounds.
+#[derive(Debug, Clone)]
+pub(crate) struct Le<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Le<'a> {
+    pub(crate) fn new(data: &'a [u8], pos: usize) -> Self {
+        Self { data, pos }
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.data.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(out)
+    }
+
+    pub(crate) fn u16(&mut self) -> Option<u64> {
+        let b = self.bytes(2)?;
+        Some(u64::from(u16::from_le_bytes([b[0], b[1]])))
+    }
+
+    pub(crate) fn u32(&mut self) -> Option<u64> {
+        let b = self.bytes(4)?;
+        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    }
+
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        let b = self.bytes(8)?;
+        let mut a = [0; 8];
+        a.copy_from_slice(b);
+        Some(u64::from_le_bytes(a))
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+pub(crate) fn read_u32(data: &[u8], pos: usize) -> Option<u32> {
+    Le::new(data, pos).u32().map(|v| v as u32)
+}
+
+/// Splits an extra field block into `(tag, data)` pairs. Up to three trailing bytes (padding some
+/// writers add) are ignored; a field running past the block is an error.
+pub(crate) fn extra_fields(extra: &[u8]) -> Result<Vec<(u16, &[u8])>, &'static str> {
+    let mut out = Vec::new();
+    let mut e = Le::new(extra, 0);
+    while extra.len() - e.pos() >= 4 {
+        let tag = e.u16().ok_or("corrupt extra field")? as u16;
+        let len = e.u16().ok_or("corrupt extra field")? as usize;
+        let data = e
+            .bytes(len)
+            .ok_or("an extra field runs past the extra block")?;
+        out.push((tag, data));
+    }
+    Ok(out)
 }
 
 // Howard Hinnant's algorithms for the proleptic Gregorian calendar.

@@ -10,31 +10,31 @@ use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use resource_core::ResourceKind;
+use resource_core::paths::normalize_lexically;
 
-use super::format::{S_IFDIR, S_IFLNK, S_IFREG};
-use super::pack::{ExtraTree, PackError, PackOptions, SymlinkPolicy};
-use crate::ResourceKind;
+use crate::error::PackError;
+use crate::format::{S_IFDIR, S_IFLNK, S_IFREG};
+use crate::names::{extra_tree_name, has_control_character, link_target_problem};
+use crate::options::{ExtraTree, PackOptions, SymlinkPolicy};
 
 /// Directories Toil refuses to package outright; `/` and the home directory are refused too.
 const DANGEROUS_ROOTS: [&str; 10] = [
     "/tmp", "/var", "/etc", "/bin", "/sbin", "/home", "/dev", "/sys", "/usr", "/run",
 ];
 
-/// The `errno` Linux reports for a chain of symbolic links that never ends (`ELOOP`).
-const ELOOP: i32 = 40;
-
 /// Permission bits kept in the archive; setuid, setgid and sticky bits are stripped.
 const PERMISSION_BITS: u32 = 0o777;
 
-/// What an archive entry holds.
+/// What an entry of a [`PackPlan`](crate::PackPlan) holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum EntryKind {
+pub enum PlanEntryKind {
     /// A directory; its name ends with `/` and it has no content.
     Directory,
     /// A regular file of the given size, as measured while planning.
@@ -49,12 +49,12 @@ pub enum EntryKind {
     },
 }
 
-/// One entry of a [`PackPlan`](super::pack::PackPlan): its name in the archive and what the
+/// One entry of a [`PackPlan`](crate::PackPlan): its name in the archive and what the
 /// archive records about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanEntry {
     pub(crate) name: String,
-    pub(crate) kind: EntryKind,
+    pub(crate) kind: PlanEntryKind,
     pub(crate) permissions: u32,
     pub(crate) mtime: i64,
     pub(crate) source_mtime: i64,
@@ -70,7 +70,7 @@ impl PlanEntry {
     }
 
     /// What the entry holds.
-    pub fn kind(&self) -> &EntryKind {
+    pub fn kind(&self) -> &PlanEntryKind {
         &self.kind
     }
 
@@ -82,9 +82,9 @@ impl PlanEntry {
     /// The full Unix mode recorded: file type bits and permission bits.
     pub fn unix_mode(&self) -> u32 {
         let file_type = match self.kind {
-            EntryKind::Directory => S_IFDIR,
-            EntryKind::File { .. } => S_IFREG,
-            EntryKind::Symlink { .. } => S_IFLNK,
+            PlanEntryKind::Directory => S_IFDIR,
+            PlanEntryKind::File { .. } => S_IFREG,
+            PlanEntryKind::Symlink { .. } => S_IFLNK,
         };
         file_type | self.permissions
     }
@@ -211,16 +211,11 @@ fn walk_extra_tree(
         path: source.clone(),
         source: error,
     })?;
-    let name = tree.archive_name.trim_matches('/');
-    if name.is_empty()
-        || name
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == "..")
-    {
+    let Some(name) = extra_tree_name(&tree.archive_name) else {
         return Err(PackError::BadExtraName {
             name: tree.archive_name.clone(),
         });
-    }
+    };
     let mut walker = Walker {
         options,
         excludes: build_excludes(&options.excludes)?,
@@ -243,7 +238,7 @@ fn walk_extra_tree(
         })?;
         let mut entry = walker.entry(
             name.to_owned(),
-            EntryKind::File {
+            PlanEntryKind::File {
                 size: metadata.len(),
             },
             &metadata,
@@ -258,21 +253,6 @@ fn walk_extra_tree(
     }
     entries.append(&mut walker.entries);
     Ok(())
-}
-
-/// Resolves `.` and `..` without touching the file system, as a shell user reads the path.
-fn normalize_lexically(absolute: &Path) -> PathBuf {
-    let mut normal = PathBuf::from("/");
-    for component in absolute.components() {
-        match component {
-            Component::Normal(part) => normal.push(part),
-            Component::ParentDir => {
-                normal.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    normal
 }
 
 /// Refuses Toil's dangerous roots, `/` and the home directory, whether the path names them
@@ -381,7 +361,7 @@ impl Walker<'_> {
                     path: self.source_path(&frame.rel).join(&child),
                 });
             };
-            if name.chars().any(char::is_control) {
+            if has_control_character(name) {
                 // The archive reader refuses such names, so every worker would fail later.
                 return Err(PackError::ControlCharacterInName {
                     path: self.source_path(&frame.rel).join(&child),
@@ -497,7 +477,7 @@ impl Walker<'_> {
             })?;
             return Ok(Visit::Leaf(self.entry(
                 rel.to_owned(),
-                EntryKind::File {
+                PlanEntryKind::File {
                     size: metadata.len(),
                 },
                 &metadata,
@@ -538,9 +518,9 @@ impl Walker<'_> {
             source,
         })?;
         let resolved = fs::canonicalize(path).map_err(|error| link_error(path, error))?;
-        let link_dir_depth = self.prefix.matches('/').count() + rel.matches('/').count();
         let problem = if resolved.starts_with(&self.root_canonical) {
-            unsafe_link_target(&target, link_dir_depth)
+            let link_name = format!("{}{rel}", self.prefix);
+            link_target_problem(&link_name, target.as_os_str().as_encoded_bytes())
         } else {
             Some("it resolves outside the tree")
         };
@@ -558,7 +538,7 @@ impl Walker<'_> {
         };
         Ok(Visit::Leaf(self.entry(
             rel.to_owned(),
-            EntryKind::Symlink {
+            PlanEntryKind::Symlink {
                 target: target.to_owned(),
             },
             link_metadata,
@@ -595,13 +575,13 @@ impl Walker<'_> {
     }
 
     fn directory_entry(&self, rel: String, metadata: &Metadata) -> PlanEntry {
-        self.entry(rel, EntryKind::Directory, metadata)
+        self.entry(rel, PlanEntryKind::Directory, metadata)
     }
 
-    fn entry(&self, rel: String, kind: EntryKind, metadata: &Metadata) -> PlanEntry {
+    fn entry(&self, rel: String, kind: PlanEntryKind, metadata: &Metadata) -> PlanEntry {
         let mut name = self.prefix.clone();
         name.push_str(&rel);
-        if kind == EntryKind::Directory && !rel.is_empty() {
+        if kind == PlanEntryKind::Directory && !rel.is_empty() {
             name.push('/');
         }
         let source_mtime = metadata.mtime();
@@ -649,7 +629,7 @@ fn link_error(path: &Path, error: io::Error) -> PackError {
             path: path.to_owned(),
             target: fs::read_link(path).unwrap_or_default(),
         }
-    } else if error.raw_os_error() == Some(ELOOP) {
+    } else if error.raw_os_error() == Some(libc::ELOOP) {
         PackError::SymlinkLoop {
             path: path.to_owned(),
         }
@@ -658,78 +638,5 @@ fn link_error(path: &Path, error: io::Error) -> PackError {
             path: path.to_owned(),
             source: error,
         }
-    }
-}
-
-/// Why a link target, read as written from a directory `depth` levels below the archive root,
-/// could lead outside the tree once extracted, whatever the leader's file system says; `None`
-/// if it cannot. The rules are the archive reader's: relative, at most `depth` leading `..`
-/// components, no `..` after a normal component, no control characters.
-fn unsafe_link_target(target: &Path, depth: usize) -> Option<&'static str> {
-    let bytes = target.as_os_str().as_encoded_bytes();
-    if bytes.is_empty() {
-        return Some("the target is empty");
-    }
-    if bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
-        return Some("the target holds a control character");
-    }
-    let mut ups = 0;
-    let mut descended = false;
-    for component in target.components() {
-        match component {
-            Component::CurDir => {}
-            Component::Normal(_) => descended = true,
-            Component::ParentDir if descended => {
-                return Some("the target climbs with `..` after descending");
-            }
-            Component::ParentDir => {
-                ups += 1;
-                if ups > depth {
-                    return Some("the target climbs above the archive root");
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return Some("the target is absolute"),
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lexical_normalization_resolves_dots_and_trailing_slashes() {
-        let check = |input: &str, expected: &str| {
-            assert_eq!(normalize_lexically(Path::new(input)), Path::new(expected));
-        };
-        check("/usr/../tmp", "/tmp");
-        check("/tmp/", "/tmp");
-        check("/tmp/./", "/tmp");
-        check("/..", "/");
-        check("/a/b/../../..", "/");
-        check("/a//b/", "/a/b");
-    }
-
-    #[test]
-    fn link_targets_must_stay_below_the_archive_root() {
-        let check = |target: &str, depth: usize, escapes: bool| {
-            assert_eq!(
-                unsafe_link_target(Path::new(target), depth).is_some(),
-                escapes,
-                "{target} at depth {depth}"
-            );
-        };
-        check("b", 0, false);
-        check("./b/c", 0, false);
-        check("../b", 0, true);
-        check("../b", 1, false);
-        check("../../b/c", 2, false);
-        check("..", 0, true);
-        check("../..", 1, true);
-        check("sub/../b", 3, true);
-        check("/etc/passwd", 3, true);
-        check("b\nc", 0, true);
-        check("", 0, true);
     }
 }

@@ -1,66 +1,24 @@
-//! The deterministic, streaming archive writer: packs a directory or virtualenv resource into a
-//! zip archive over any [`std::io::Write`], in constant memory.
+//! The zip writer: streams the entries of a plan, checked already, into an archive over any
+//! [`std::io::Write`], in constant memory and in 1 MiB writes.
 //!
-//! Packing has two steps. [`plan`] walks the tree and checks everything (layout, dangerous roots,
-//! symbolic links, special and unreadable files, excludes) before anything is written, and
-//! returns a [`PackPlan`]. [`PackPlan::write`] then streams the archive. The caller hashes it
-//! by wrapping the output in [`HashingWriter`]; because the writer only needs `W: Write` and
-//! hands it large writes (1 MiB), it can run on one thread while another hashes and uploads.
-//!
-//! ```
-//! use resource_core::archive::pack::{self, PackOptions};
-//! use resource_core::hash::HashingWriter;
-//! use resource_core::ResourceKind;
-//!
-//! let tree = tempfile::tempdir()?;
-//! std::fs::create_dir(tree.path().join("empty"))?;
-//! std::fs::write(tree.path().join("flow.py"), "def main(): pass\n")?;
-//!
-//! let plan = pack::plan(tree.path(), ResourceKind::Directory, &PackOptions::default())?;
-//! assert_eq!((plan.file_count(), plan.dir_count(), plan.file_bytes()), (1, 1, 17));
-//! let names: Vec<&str> = plan.entries().iter().map(|entry| entry.name()).collect();
-//! assert_eq!(names, ["empty/", "flow.py"]);
-//!
-//! let mut out = HashingWriter::new(Vec::new());
-//! let summary = plan.write(&mut out)?;
-//! let (archive, content_hash) = out.finish()?;
-//! assert_eq!(summary.archive_len, archive.len() as u64);
-//! // A dry run gives the same length and hash without keeping the bytes.
-//! assert_eq!(plan.measure()?, (summary.archive_len, content_hash));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! # The archive
-//!
-//! - Entries are sorted by the bytes of their names, directories have explicit entries (so empty
-//!   directories survive), and each entry records its Unix mode (setuid, setgid and sticky bits
-//!   stripped) and modification time, both as an MS-DOS time in UTC and in the extended-timestamp
-//!   extra field. Nothing else about the machine or file system (owners, inode order, sub-second
-//!   times) is recorded, so the same tree gives the same bytes everywhere.
 //! - Files up to 1 MiB are read whole before their header is written, so their local header
 //!   carries CRC and sizes. Larger files are streamed: their local header has the
 //!   data-descriptor flag, zero CRC and sizes, and a signed data descriptor follows the data.
 //!   The choice depends only on the file size, so it is deterministic too.
 //! - Deflate uses `miniz_oxide` directly, at a fixed level, so deflated bytes depend neither on
-//!   CPU features nor on the `flate2` backend a build happens to select. A small file whose
-//!   deflated form is not smaller, and every empty file, directory and link, is stored.
-//! - Zip64 appears only when needed: a streamed member that may reach 4 GiB gets zip64 sizes in
-//!   its local header (0xFFFFFFFF and a zip64 extra field with zero sizes) and 8-byte sizes in
-//!   its data descriptor; the central directory carries a zip64 extra field for sizes or offsets
-//!   of 4 GiB and more; the zip64 end records appear for 65,535 entries or more, or for a central
-//!   directory that starts or ends past 4 GiB. Small archives are plain zip.
+//!   CPU features nor on the `flate2` backend a build happens to select.
+//! - Zip64 appears only when needed (see the crate documentation).
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use miniz_oxide::DataFormat;
 use miniz_oxide::deflate::core::{CompressorOxide, TDEFLFlush, TDEFLStatus, compress};
 
-use super::format::{
+use crate::error::PackError;
+use crate::format::{
     CENTRAL_HEADER_LEN, CENTRAL_HEADER_SIG, DATA_DESCRIPTOR_SIG, DOS_DIRECTORY,
     END_OF_CENTRAL_DIR_LEN, END_OF_CENTRAL_DIR_SIG, EXTRA_EXTENDED_TIMESTAMP, EXTRA_ZIP64,
     FLAG_DATA_DESCRIPTOR, FLAG_UTF8, LOCAL_HEADER_LEN, LOCAL_HEADER_SIG, METHOD_DEFLATE,
@@ -68,10 +26,8 @@ use super::format::{
     ZIP64_END_OF_CENTRAL_DIR_LEN, ZIP64_END_OF_CENTRAL_DIR_SIG, ZIP64_LOCATOR_LEN,
     ZIP64_LOCATOR_SIG, unix_to_dos,
 };
-use super::walk;
-pub use super::walk::{EntryKind, PlanEntry};
-use crate::ResourceKind;
-use crate::hash::{ContentHash, HashingWriter};
+use crate::options::Compression;
+use crate::walk::{PlanEntry, PlanEntryKind};
 
 /// The size of the output buffer and of every write but the last one, and the largest file
 /// read whole before its header is written.
@@ -88,322 +44,7 @@ const ZIP32_LIMIT: u64 = 0xffff_ffff;
 /// "see zip64".
 const ZIP32_ENTRY_LIMIT: u64 = 0xffff;
 
-/// The deflate level used for `deflate` without a level, as zlib's default.
-const DEFAULT_DEFLATE_LEVEL: u32 = 6;
-
-/// How file contents are stored in the archive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Compression {
-    /// Stored as they are, like Toil's archives. The fastest, and MD5 dominates anyway.
-    #[default]
-    Stored,
-    /// Deflated at a fixed level from 0 (stored blocks) to 9 (smallest).
-    Deflate {
-        /// The compression level, 0 to 9.
-        level: u32,
-    },
-}
-
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Stored => f.write_str("stored"),
-            Self::Deflate { level } => write!(f, "deflate={level}"),
-        }
-    }
-}
-
-impl FromStr for Compression {
-    type Err = ParseOptionError;
-
-    /// Parses `stored`, `deflate` (level 6) or `deflate=LEVEL` with a level from 0 to 9.
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        let invalid = || ParseOptionError {
-            value: value.to_owned(),
-            expected: "stored, deflate or deflate=LEVEL with LEVEL from 0 to 9",
-        };
-        match value {
-            "stored" => Ok(Self::Stored),
-            "deflate" => Ok(Self::Deflate {
-                level: DEFAULT_DEFLATE_LEVEL,
-            }),
-            _ => {
-                let level = value
-                    .strip_prefix("deflate=")
-                    .and_then(|level| level.parse::<u32>().ok())
-                    .filter(|level| *level <= 9)
-                    .ok_or_else(invalid)?;
-                Ok(Self::Deflate { level })
-            }
-        }
-    }
-}
-
-/// What packing does with symbolic links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum SymlinkPolicy {
-    /// Pack what links point to, directories included, since Toil's workers cannot restore links.
-    /// A link that loops back to one of its own parent directories is refused.
-    #[default]
-    Follow,
-    /// Keep links as links whose target is inside the tree; a link whose target leaves the tree
-    /// (absolute, climbing above the archive root, or resolving outside it) is refused.
-    Keep,
-}
-
-impl fmt::Display for SymlinkPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Follow => "follow",
-            Self::Keep => "keep",
-        })
-    }
-}
-
-impl FromStr for SymlinkPolicy {
-    type Err = ParseOptionError;
-
-    /// Parses `follow` or `keep`.
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value {
-            "follow" => Ok(Self::Follow),
-            "keep" => Ok(Self::Keep),
-            _ => Err(ParseOptionError {
-                value: value.to_owned(),
-                expected: "follow or keep",
-            }),
-        }
-    }
-}
-
-/// A [`Compression`] or [`SymlinkPolicy`] that could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not valid here; expected {expected}")]
-pub struct ParseOptionError {
-    /// The rejected text.
-    pub value: String,
-    /// What would have been accepted.
-    pub expected: &'static str,
-}
-
-/// How to pack a tree. The default packs everything, stored, following links, with real mtimes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PackOptions {
-    /// How file contents are stored.
-    pub compression: Compression,
-    /// What to do with symbolic links.
-    pub symlinks: SymlinkPolicy,
-    /// Modification times later than this (Unix seconds) are recorded as this, for reproducible
-    /// archives (`SOURCE_DATE_EPOCH`).
-    pub mtime_clamp: Option<i64>,
-    /// Globs of paths to leave out, matched against the path relative to the packed directory
-    /// and against the base name. `*` does not cross `/`; `**` does. An excluded directory is
-    /// left out with everything in it.
-    pub excludes: Vec<String>,
-    /// Honour `.gitignore` files inside the packed directory (not above it), and leave `.git`
-    /// out.
-    pub gitignore: bool,
-    /// Name entries `<basename>/…` even without an `__init__.py`: the directory is the root
-    /// package of a dotted name (a namespace package), which Toil's rule would lose.
-    pub package_root: bool,
-    /// More trees to place in the archive under their own names, such as the source trees of a
-    /// virtualenv's editable installs (which Toil cannot ship). A name that is also in the main
-    /// tree is an error.
-    pub extra_trees: Vec<ExtraTree>,
-    /// The user's home directory, which is refused as a root. The library never reads `$HOME`
-    /// itself; the caller decides.
-    pub home_dir: Option<PathBuf>,
-}
-
-/// A tree packed beside the main one: a directory, or a single file, named `archive_name`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtraTree {
-    /// The directory or file to pack.
-    pub source: PathBuf,
-    /// Its name in the archive, `/`-separated (such as `mypkg` or `ns/sub`, or `tool.py`).
-    pub archive_name: String,
-}
-
-/// Why a tree cannot be packed, or the archive could not be written. Every error about a path
-/// names it.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PackError {
-    /// Two entries would have the same name (an extra tree overlaps the main tree or another).
-    #[error(
-        "two entries would be named {name:?} in the archive; an extra tree overlaps another tree"
-    )]
-    DuplicateEntry {
-        /// The name.
-        name: String,
-    },
-    /// An extra tree's archive name is empty or climbs out of the archive.
-    #[error("{name:?} is not a name for an extra tree in the archive")]
-    BadExtraName {
-        /// The name given.
-        name: String,
-    },
-    /// Only directory and virtualenv resources are archives.
-    #[error("a {kind} resource is stored as it is, not packed into an archive")]
-    NotAnArchiveKind {
-        /// The kind asked for.
-        kind: ResourceKind,
-    },
-    /// The path is a system directory, `/` or the home directory, which Toil never packs.
-    #[error(
-        "refusing to pack {}: it is {}, which is never packed as a resource (a system directory, the file system root or the home directory)",
-        path.display(), root.display()
-    )]
-    DangerousRoot {
-        /// The path as given.
-        path: PathBuf,
-        /// The refused directory it names.
-        root: PathBuf,
-    },
-    /// A virtualenv resource must be a `site-packages` directory.
-    #[error("{} is not a site-packages directory, so it cannot be packed as a virtualenv", path.display())]
-    NotSitePackages {
-        /// The path as given.
-        path: PathBuf,
-    },
-    /// The path is not a directory.
-    #[error("{} is not a directory", path.display())]
-    NotADirectory {
-        /// The path as given.
-        path: PathBuf,
-    },
-    /// A symbolic link points nowhere.
-    #[error("{} is a dangling symbolic link (its target {} does not exist)", path.display(), target.display())]
-    DanglingSymlink {
-        /// The link.
-        path: PathBuf,
-        /// Its target as written.
-        target: PathBuf,
-    },
-    /// Following a symbolic link leads back to a directory already being packed.
-    #[error("{} loops back to one of its own parent directories (a symbolic link loop)", path.display())]
-    SymlinkLoop {
-        /// The link that closes the loop.
-        path: PathBuf,
-    },
-    /// With [`SymlinkPolicy::Keep`], a link points outside the tree, or its target is written
-    /// in a way the archive reader refuses.
-    #[error("{} is a symbolic link to {}, which cannot be kept as a link: {reason}; links are kept only when they stay inside the tree", path.display(), target.display())]
-    LinkEscapesTree {
-        /// The link.
-        path: PathBuf,
-        /// Its target as written.
-        target: PathBuf,
-        /// Why the target is refused.
-        reason: &'static str,
-    },
-    /// A named pipe, socket or device, which an archive cannot carry.
-    #[error("{} is a {kind}, which cannot be packed", path.display())]
-    SpecialFile {
-        /// The special file.
-        path: PathBuf,
-        /// What it is.
-        kind: &'static str,
-    },
-    /// A file or directory cannot be read.
-    #[error("cannot read {}", path.display())]
-    Unreadable {
-        /// The file or directory.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// A file changed size or modification time between planning and writing, or while it was
-    /// read.
-    #[error("{} changed while it was being packed; pack again once it is stable", path.display())]
-    ChangedWhilePacking {
-        /// The file.
-        path: PathBuf,
-    },
-    /// Another I/O error on a path.
-    #[error("I/O error on {}", path.display())]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// Writing the archive to the output failed.
-    #[error("cannot write the archive")]
-    Output {
-        /// Why.
-        source: io::Error,
-    },
-    /// An exclude glob is malformed.
-    #[error("invalid exclude glob {glob:?}: {reason}")]
-    BadGlob {
-        /// The glob.
-        glob: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A `.gitignore` file cannot be read or parsed.
-    #[error("cannot use {}: {reason}", path.display())]
-    BadGitignore {
-        /// The `.gitignore` file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A name is not UTF-8, which Toil's archives need.
-    #[error("the name of {} is not valid UTF-8, so it cannot be packed", path.display())]
-    NonUtf8Name {
-        /// The path.
-        path: PathBuf,
-    },
-    /// A name holds a control character (a newline, say), which the archive reader refuses.
-    #[error("the name of {} holds a control character, which archive readers refuse", path.display())]
-    ControlCharacterInName {
-        /// The path.
-        path: PathBuf,
-    },
-    /// A kept symbolic link's target is not UTF-8.
-    #[error("the target of the symbolic link {} is not valid UTF-8, so it cannot be packed", path.display())]
-    NonUtf8LinkTarget {
-        /// The link.
-        path: PathBuf,
-    },
-    /// An entry name is longer than the 65,535 bytes a zip header holds.
-    #[error("the archive name of {} is longer than a zip archive allows", path.display())]
-    NameTooLong {
-        /// The path.
-        path: PathBuf,
-    },
-    /// A deflate level outside 0 to 9.
-    #[error("deflate level {level} is out of range; use 0 to 9")]
-    BadCompressionLevel {
-        /// The level asked for.
-        level: u32,
-    },
-    /// The compressor failed; this is a bug in the compressor or the writer, not in the data.
-    #[error("deflating {} failed: {reason}", path.display())]
-    Deflate {
-        /// The file being deflated.
-        path: PathBuf,
-        /// What went wrong.
-        reason: &'static str,
-    },
-}
-
-/// The checked, sorted list of entries for one tree, ready to be written any number of times.
-#[derive(Debug, Clone)]
-pub struct PackPlan {
-    root: PathBuf,
-    prefix_len: usize,
-    compression: Compression,
-    entries: Vec<PlanEntry>,
-    file_count: u64,
-    dir_count: u64,
-    symlink_count: u64,
-    file_bytes: u64,
-}
-
-/// What [`PackPlan::write`] wrote.
+/// What [`PackPlan::write`](crate::PackPlan::write) wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteSummary {
@@ -415,119 +56,20 @@ pub struct WriteSummary {
     pub zip64: bool,
 }
 
-/// Walks and checks `path` as a resource of `kind` (directory or virtualenv) and returns the
-/// plan of its archive. Nothing is written; every refusal happens here.
-///
-/// A directory holding `__init__.py` is a package: entry names start with its base name and a
-/// `/`. Any other directory, and a virtualenv's `site-packages`, is the archive root itself.
-pub fn plan(path: &Path, kind: ResourceKind, options: &PackOptions) -> Result<PackPlan, PackError> {
-    if let Compression::Deflate { level } = options.compression
-        && level > 9
-    {
-        return Err(PackError::BadCompressionLevel { level });
+/// Writes the archive of `entries` (in this order) to `out` and flushes it, reading each file's
+/// content from `source_path(entry)`.
+pub(crate) fn write_archive<W: Write>(
+    out: W,
+    compression: Compression,
+    entries: &[PlanEntry],
+    source_path: impl Fn(&PlanEntry) -> PathBuf,
+) -> Result<WriteSummary, PackError> {
+    let mut writer = ArchiveWriter::new(out, compression);
+    let mut records = Vec::with_capacity(entries.len());
+    for entry in entries {
+        records.push(writer.add(entry, || source_path(entry))?);
     }
-    let tree = walk::walk(path, kind, options)?;
-    let mut plan = PackPlan {
-        root: tree.root,
-        prefix_len: tree.prefix.len(),
-        compression: options.compression,
-        entries: tree.entries,
-        file_count: 0,
-        dir_count: 0,
-        symlink_count: 0,
-        file_bytes: 0,
-    };
-    for entry in &plan.entries {
-        if u16::try_from(entry.name.len()).is_err() {
-            return Err(PackError::NameTooLong {
-                path: plan.source_path(entry),
-            });
-        }
-        match entry.kind {
-            EntryKind::Directory => plan.dir_count += 1,
-            EntryKind::File { size } => {
-                plan.file_count += 1;
-                plan.file_bytes += size;
-            }
-            EntryKind::Symlink { .. } => plan.symlink_count += 1,
-        }
-    }
-    Ok(plan)
-}
-
-impl PackPlan {
-    /// The number of regular files (links followed count as files).
-    pub fn file_count(&self) -> u64 {
-        self.file_count
-    }
-
-    /// The number of directory entries, the package directory itself included.
-    pub fn dir_count(&self) -> u64 {
-        self.dir_count
-    }
-
-    /// The number of symbolic links kept as links.
-    pub fn symlink_count(&self) -> u64 {
-        self.symlink_count
-    }
-
-    /// The total size of the regular files, as measured while planning.
-    pub fn file_bytes(&self) -> u64 {
-        self.file_bytes
-    }
-
-    /// The entries in archive order.
-    pub fn entries(&self) -> &[PlanEntry] {
-        &self.entries
-    }
-
-    /// The directory that was walked, made absolute.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The compression the archive is written with.
-    pub fn compression(&self) -> Compression {
-        self.compression
-    }
-
-    /// Where an entry's content is read from.
-    pub fn source_path(&self, entry: &PlanEntry) -> PathBuf {
-        if let Some(source) = &entry.source {
-            return source.clone();
-        }
-        let rel = entry
-            .name
-            .get(self.prefix_len..)
-            .unwrap_or_default()
-            .trim_end_matches('/');
-        if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel)
-        }
-    }
-
-    /// Writes the archive to `out` and flushes it. Pass `&mut writer` to keep the writer.
-    ///
-    /// The output receives 1 MiB writes (the last one shorter), never small ones. A file that
-    /// changed since planning is an error naming it; `out` then holds a partial archive.
-    pub fn write<W: Write>(&self, out: W) -> Result<WriteSummary, PackError> {
-        let mut writer = ArchiveWriter::new(out, self.compression);
-        let mut records = Vec::with_capacity(self.entries.len());
-        for entry in &self.entries {
-            records.push(writer.add(entry, || self.source_path(entry))?);
-        }
-        writer.finish(&self.entries, &records)
-    }
-
-    /// A dry run: the length and content hash of the archive, computed without keeping it.
-    pub fn measure(&self) -> Result<(u64, ContentHash), PackError> {
-        let mut out = HashingWriter::new(io::sink());
-        let summary = self.write(&mut out)?;
-        let (_, hash) = out.finish().map_err(|error| output_error(error.into()))?;
-        Ok((summary.archive_len, hash))
-    }
+    writer.finish(entries, &records)
 }
 
 /// What the central directory needs about an entry once its data is written.
@@ -596,16 +138,16 @@ impl<W: Write> ArchiveWriter<W> {
         source: impl FnOnce() -> PathBuf,
     ) -> Result<WrittenEntry, PackError> {
         match &entry.kind {
-            EntryKind::Directory => self.add_whole(entry, METHOD_STORED, 0, 0, None),
-            EntryKind::Symlink { target } => {
+            PlanEntryKind::Directory => self.add_whole(entry, METHOD_STORED, 0, 0, None),
+            PlanEntryKind::Symlink { target } => {
                 let target = target.as_bytes();
                 let crc = crc32fast::hash(target);
                 self.add_whole(entry, METHOD_STORED, crc, target.len() as u64, Some(target))
             }
-            EntryKind::File { size } if *size <= WHOLE_FILE_LIMIT => {
+            PlanEntryKind::File { size } if *size <= WHOLE_FILE_LIMIT => {
                 self.add_small_file(entry, *size, &source())
             }
-            EntryKind::File { size } => self.add_streamed_file(entry, *size, &source()),
+            PlanEntryKind::File { size } => self.add_streamed_file(entry, *size, &source()),
         }
     }
 
@@ -866,7 +408,7 @@ impl<W: Write> OutputBuffer<W> {
     }
 }
 
-fn output_error(source: io::Error) -> PackError {
+pub(crate) fn output_error(source: io::Error) -> PackError {
     PackError::Output { source }
 }
 
@@ -953,7 +495,7 @@ fn encode_central_header(buf: &mut Vec<u8>, entry: &PlanEntry, written: &Written
             + u16::from(offset_in_zip64));
     let zip64_field_len = if zip64_len > 0 { 4 + zip64_len } else { 0 };
     let mut external = entry.unix_mode() << 16;
-    if entry.kind == EntryKind::Directory {
+    if entry.kind == PlanEntryKind::Directory {
         external |= DOS_DIRECTORY;
     }
 
@@ -1229,37 +771,6 @@ impl<'a> DeflateGuard<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compression_parses_and_prints() {
-        let check = |text: &str, expected: Option<Compression>| {
-            assert_eq!(text.parse::<Compression>().ok(), expected, "{text}");
-            if let Some(compression) = expected {
-                let printed = compression.to_string();
-                assert_eq!(printed.parse::<Compression>().ok(), expected);
-            }
-        };
-        check("stored", Some(Compression::Stored));
-        check("deflate", Some(Compression::Deflate { level: 6 }));
-        check("deflate=0", Some(Compression::Deflate { level: 0 }));
-        check("deflate=9", Some(Compression::Deflate { level: 9 }));
-        check("deflate=10", None);
-        check("deflate=", None);
-        check("deflate=-1", None);
-        check("Stored", None);
-        check("zstd", None);
-    }
-
-    #[test]
-    fn symlink_policy_parses_and_prints() {
-        for policy in [SymlinkPolicy::Follow, SymlinkPolicy::Keep] {
-            assert_eq!(
-                policy.to_string().parse::<SymlinkPolicy>().ok(),
-                Some(policy)
-            );
-        }
-        assert!("skip".parse::<SymlinkPolicy>().is_err());
-    }
 
     #[test]
     fn output_buffer_writes_full_buffers_only() -> io::Result<()> {

@@ -7,12 +7,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use pack_support::{TestResult, le16, le32, python_json};
-use resource_core::ResourceKind;
-use resource_core::archive::format::{
+use resource_archive::format::{
     DATA_DESCRIPTOR_SIG, END_OF_CENTRAL_DIR_SIG, EXTRA_ZIP64, FLAG_DATA_DESCRIPTOR,
     LOCAL_HEADER_SIG, ZIP64_END_OF_CENTRAL_DIR_SIG, ZIP64_LOCATOR_SIG,
 };
-use resource_core::archive::pack::{self, Compression, PackOptions};
+use resource_archive::{Compression, PackOptions};
+use resource_core::ResourceKind;
 
 fn le64(bytes: &[u8], at: usize) -> u64 {
     u64::from(le32(bytes, at)) | (u64::from(le32(bytes, at + 4)) << 32)
@@ -69,7 +69,7 @@ fn more_than_65535_entries_use_the_zip64_end_records() -> TestResult {
             fs::File::create(dir_path.join(format!("f{file:03}")))?;
         }
     }
-    let plan = pack::plan(&root, ResourceKind::Directory, &PackOptions::default())?;
+    let plan = resource_archive::plan(&root, ResourceKind::Directory, &PackOptions::default())?;
     assert_eq!((plan.file_count(), plan.dir_count()), (70_000, 70));
     let archive_path = work.path().join("many.zip");
     let summary = plan.write(io::BufWriter::new(fs::File::create(&archive_path)?))?;
@@ -158,7 +158,7 @@ fn a_member_over_4_gib_uses_zip64_sizes_and_offsets() -> TestResult {
             compression,
             ..PackOptions::default()
         };
-        let plan = pack::plan(&root, ResourceKind::Directory, &options)?;
+        let plan = resource_archive::plan(&root, ResourceKind::Directory, &options)?;
         let archive_path = work.path().join(name);
         let summary = plan.write(SparseWriter {
             file: fs::File::create(&archive_path)?,
