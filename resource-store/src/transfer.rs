@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::error::StoreError;
+use crate::error::{StoreError, from_io, to_io};
 use crate::source::ByteSource;
 
 /// Bytes read from the source per chunk.
@@ -94,28 +94,6 @@ fn copy_out(current: &[u8], consumed: &mut usize, buf: &mut [u8]) -> usize {
     buf[..taken].copy_from_slice(&available[..taken]);
     *consumed += taken;
     taken
-}
-
-/// Wraps a [`StoreError`] so it can travel through `io::Read`.
-pub(crate) fn to_io(error: StoreError) -> io::Error {
-    io::Error::other(error)
-}
-
-/// Recovers a [`StoreError`] that travelled through `io::Read`, or wraps a plain I/O error.
-pub(crate) fn from_io(error: io::Error, location: &str) -> StoreError {
-    if error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<StoreError>())
-    {
-        if let Some(inner) = error.into_inner() {
-            if let Ok(store_error) = inner.downcast::<StoreError>() {
-                return *store_error;
-            }
-            return StoreError::Task("an error lost its type".into());
-        }
-        return StoreError::Task("an error lost its payload".into());
-    }
-    StoreError::io(location, error)
 }
 
 /// Whether retrying could help: not for what is missing, forbidden or unsupported.
