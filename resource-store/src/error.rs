@@ -189,9 +189,50 @@ pub enum StoreError {
         /// Why it was refused.
         cause: resource_core::archive::UnpackError,
     },
-    /// A background task died.
-    #[error("internal task failed: {0}")]
-    Task(String),
+    /// A record (the store's `<name>.resource.json`, a cache entry's metadata) could not be
+    /// encoded as JSON.
+    #[error("{record}: cannot encode the record as JSON: {cause}")]
+    RecordJson {
+        /// The record's object or path.
+        record: String,
+        /// What serde_json said.
+        cause: serde_json::Error,
+    },
+    /// A background task panicked or was cancelled.
+    #[error("internal task failed: {task}: {cause}")]
+    TaskFailed {
+        /// What the task was doing.
+        task: &'static str,
+        /// Whether it panicked (and with what message) or was cancelled.
+        cause: tokio::task::JoinError,
+    },
+    /// A thread feeding a transfer ended without handing over its result: it panicked.
+    #[error("{url}: internal error: {thread} died")]
+    ThreadDied {
+        /// What was being fetched.
+        url: String,
+        /// Which thread.
+        thread: &'static str,
+    },
+    /// Another process removed a cache entry right after each of our installs.
+    #[error(
+        "{}: the entry was removed by another process {rounds} times right after it was installed",
+        dir.display()
+    )]
+    EntryVanished {
+        /// The entry's directory.
+        dir: PathBuf,
+        /// How many times it was installed.
+        rounds: u32,
+    },
+    /// Something that cannot happen happened: a bug, not worth retrying.
+    #[error("{location}: internal error: {invariant}")]
+    BrokenInvariant {
+        /// Where it happened: a URL or path.
+        location: String,
+        /// What went wrong, against what should have held.
+        invariant: &'static str,
+    },
 }
 
 impl StoreError {

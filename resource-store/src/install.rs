@@ -118,10 +118,10 @@ pub fn install(
             cache.write_meta(hash, resource.kind, &resource.name, size)?;
         }
     }
-    Err(StoreError::Task(format!(
-        "{}: the entry was removed by another process {MAX_INSTALL_ROUNDS} times right after it was installed",
-        dir.display()
-    )))
+    Err(StoreError::EntryVanished {
+        dir,
+        rounds: MAX_INSTALL_ROUNDS,
+    })
 }
 
 /// Fetches into a fresh temporary directory per attempt and renames it into place; returns the
@@ -256,9 +256,10 @@ fn read_index(source: &dyn ByteSource, len: u64) -> Result<ArchiveIndex> {
             TailParse::Index(index) => return Ok(index),
             TailParse::NeedTail(more) if more > want => want = more,
             TailParse::NeedTail(_) => {
-                return Err(StoreError::Task(format!(
-                    "{location}: the archive index asked for no more bytes than it had"
-                )));
+                return Err(StoreError::BrokenInvariant {
+                    location: location.to_owned(),
+                    invariant: "the archive index asked for no more bytes than it had",
+                });
             }
         }
     }

@@ -342,11 +342,17 @@ impl JobStore {
         drop(upload_rx);
         let produced = producer
             .await
-            .map_err(|error| StoreError::Task(error.to_string()))
+            .map_err(|cause| StoreError::TaskFailed {
+                task: "produce the upload stream",
+                cause,
+            })
             .and_then(|result| result);
         let hashed = hasher
             .await
-            .map_err(|error| StoreError::Task(error.to_string()))
+            .map_err(|cause| StoreError::TaskFailed {
+                task: "hash the upload stream",
+                cause,
+            })
             .and_then(|result| result);
 
         if let Some(source) = upload_failure {
@@ -387,8 +393,10 @@ impl JobStore {
 
     async fn write_record(&self, name: &str, record: &StoredRecord) -> Result<()> {
         let record_path = self.record_object(name);
-        let json =
-            serde_json::to_vec(record).map_err(|error| StoreError::Task(error.to_string()))?;
+        let json = serde_json::to_vec(record).map_err(|cause| StoreError::RecordJson {
+            record: self.object_location(&record_path),
+            cause,
+        })?;
         self.objects
             .put(&record_path, PutPayload::from(json))
             .await
