@@ -215,8 +215,10 @@ impl Cache {
             size,
         };
         let path = self.meta_path(hash);
-        let json =
-            serde_json::to_vec(&meta).map_err(|error| StoreError::Task(error.to_string()))?;
+        let json = serde_json::to_vec(&meta).map_err(|cause| StoreError::RecordJson {
+            record: path.display().to_string(),
+            cause,
+        })?;
         // Written beside and renamed, so a reader never sees half a record.
         let temp = path.with_extension(format!("json.{}", std::process::id()));
         fs::write(&temp, json).map_err(|cause| StoreError::io(&temp, cause))?;

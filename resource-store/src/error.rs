@@ -1,4 +1,7 @@
 //! The errors of job stores, publishing and installing. Each names the path, URL or object involved.
+//!
+//! The conversions between [`StoreError`], `io::Error` (errors travel through `io::Read` streams)
+//! and `object_store::Error` live here too, in one place.
 
 use std::io;
 use std::path::PathBuf;
@@ -186,9 +189,50 @@ pub enum StoreError {
         /// Why it was refused.
         cause: resource_archive::UnpackError,
     },
-    /// A background task died.
-    #[error("internal task failed: {0}")]
-    Task(String),
+    /// A record (the store's `<name>.resource.json`, a cache entry's metadata) could not be
+    /// encoded as JSON.
+    #[error("{record}: cannot encode the record as JSON: {cause}")]
+    RecordJson {
+        /// The record's object or path.
+        record: String,
+        /// What serde_json said.
+        cause: serde_json::Error,
+    },
+    /// A background task panicked or was cancelled.
+    #[error("internal task failed: {task}: {cause}")]
+    TaskFailed {
+        /// What the task was doing.
+        task: &'static str,
+        /// Whether it panicked (and with what message) or was cancelled.
+        cause: tokio::task::JoinError,
+    },
+    /// A thread feeding a transfer ended without handing over its result: it panicked.
+    #[error("{url}: internal error: {thread} died")]
+    ThreadDied {
+        /// What was being fetched.
+        url: String,
+        /// Which thread.
+        thread: &'static str,
+    },
+    /// Another process removed a cache entry right after each of our installs.
+    #[error(
+        "{}: the entry was removed by another process {rounds} times right after it was installed",
+        dir.display()
+    )]
+    EntryVanished {
+        /// The entry's directory.
+        dir: PathBuf,
+        /// How many times it was installed.
+        rounds: u32,
+    },
+    /// Something that cannot happen happened: a bug, not worth retrying.
+    #[error("{location}: internal error: {invariant}")]
+    BrokenInvariant {
+        /// Where it happened: a URL or path.
+        location: String,
+        /// What went wrong, against what should have held.
+        invariant: &'static str,
+    },
 }
 
 impl StoreError {
@@ -201,5 +245,95 @@ impl StoreError {
     }
 }
 
+/// The error of a failed `object_store` call: `operation` on `object` (empty for the store
+/// itself) in the store shown as `store`.
+pub(crate) fn object_store_error(
+    store: String,
+    operation: &'static str,
+    object: String,
+) -> impl FnOnce(object_store::Error) -> StoreError {
+    move |cause| StoreError::ObjectStore {
+        store,
+        operation,
+        object,
+        cause: Box::new(cause),
+    }
+}
+
+/// An `object_store` failure in the middle of a stream from `url`, as the I/O error a reader
+/// returns. It is a transfer error, so that the caller resumes from where the stream broke.
+pub(crate) fn object_stream_error(url: &str, cause: &object_store::Error) -> io::Error {
+    to_io(StoreError::Http {
+        url: url.to_owned(),
+        cause: cause.to_string(),
+    })
+}
+
+/// Wraps a [`StoreError`] so it can travel through `io::Read`.
+pub(crate) fn to_io(error: StoreError) -> io::Error {
+    io::Error::other(error)
+}
+
+/// Recovers a [`StoreError`] that travelled through `io::Read`, or wraps a plain I/O error as
+/// one on `location`.
+pub(crate) fn from_io(error: io::Error, location: &str) -> StoreError {
+    match error.downcast::<StoreError>() {
+        Ok(store_error) => store_error,
+        Err(error) => StoreError::io(location, error),
+    }
+}
+
 /// The result type of this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_survive_the_trip_through_io_and_plain_io_errors_name_the_location() {
+        let stalled = StoreError::Stalled {
+            url: "http://x/a".into(),
+            waited: std::time::Duration::from_secs(3),
+        };
+        let back = from_io(to_io(stalled), "elsewhere");
+        assert!(
+            matches!(&back, StoreError::Stalled { url, .. } if url == "http://x/a"),
+            "{back:?}"
+        );
+
+        let plain = io::Error::new(io::ErrorKind::ConnectionReset, "reset");
+        let wrapped = from_io(plain, "http://x/b");
+        assert!(
+            matches!(&wrapped, StoreError::Io { path, cause }
+                if path == std::path::Path::new("http://x/b")
+                    && cause.kind() == io::ErrorKind::ConnectionReset),
+            "{wrapped:?}"
+        );
+
+        let cause = object_store::Error::Generic {
+            store: "S3",
+            source: "connection closed".into(),
+        };
+        let mid_stream = from_io(object_stream_error("s3://b/k", &cause), "elsewhere");
+        assert!(
+            matches!(&mid_stream, StoreError::Http { url, cause }
+                if url == "s3://b/k" && cause.contains("connection closed")),
+            "{mid_stream:?}"
+        );
+    }
+
+    #[test]
+    fn object_store_errors_name_the_store_the_operation_and_the_object() {
+        let cause = object_store::Error::NotFound {
+            path: "shared/x".into(),
+            source: "gone".into(),
+        };
+        let error = object_store_error("s3://bucket".into(), "read", "shared/x".into())(cause);
+        let message = error.to_string();
+        assert!(
+            message.starts_with("job store s3://bucket: read shared/x: "),
+            "{message}"
+        );
+    }
+}

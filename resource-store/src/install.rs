@@ -20,10 +20,10 @@ use resource_core::hash::HashingReader;
 use resource_core::{ContentHash, Resource, ResourceKind};
 
 use crate::cache::{Cache, EntryLock};
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, from_io};
 use crate::progress::{Progress, ProgressReader};
 use crate::source::ByteSource;
-use crate::transfer::{FetchPolicy, fetch_stream, from_io, is_transient};
+use crate::transfer::{FetchPolicy, fetch_stream, is_transient};
 
 /// Buffer size for writing a file resource.
 const COPY_BUFFER_LEN: usize = 1 << 20;
@@ -118,10 +118,10 @@ pub fn install(
             cache.write_meta(hash, resource.kind, &resource.name, size)?;
         }
     }
-    Err(StoreError::Task(format!(
-        "{}: the entry was removed by another process {MAX_INSTALL_ROUNDS} times right after it was installed",
-        dir.display()
-    )))
+    Err(StoreError::EntryVanished {
+        dir,
+        rounds: MAX_INSTALL_ROUNDS,
+    })
 }
 
 /// Fetches into a fresh temporary directory per attempt and renames it into place; returns the

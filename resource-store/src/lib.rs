@@ -31,12 +31,11 @@
 //! ```
 
 pub mod cache;
+pub mod config;
 pub mod error;
 pub mod fault;
-pub mod http;
 pub mod install;
 pub mod locator;
-pub mod object_source;
 pub mod progress;
 pub mod publish;
 pub mod source;
@@ -47,11 +46,13 @@ pub mod transfer;
 pub mod url;
 
 pub use cache::Cache;
+pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use install::{InstallOptions, Installed, install};
 pub use locator::StoreLocator;
 pub use progress::Progress;
 pub use publish::{DryRun, PublishOptions, Published, dry_run, publish, refresh};
-pub use source::{ByteSource, open_url};
-pub use store::{JobStore, StoreConfig};
+pub use source::ByteSource;
+pub use source::open::open_url;
+pub use store::JobStore;
 pub use transfer::FetchPolicy;

@@ -151,7 +151,10 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|error| StoreError::Task(error.to_string()))?
+        .map_err(|cause| StoreError::TaskFailed {
+            task: "publish",
+            cause,
+        })?
 }
 
 /// Stores the resource made from `leader_path` in `store` and returns it, ready to register.

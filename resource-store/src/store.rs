@@ -9,13 +9,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
@@ -24,10 +20,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use resource_core::hash::{ContentHasher, HashError};
 use resource_core::{ContentHash, ResourceKind};
 
-use crate::error::{Result, StoreError};
+use crate::config::{StoreConfig, azure_builder, gcs_builder, s3_builder};
+use crate::error::{Result, StoreError, object_store_error};
 use crate::locator::StoreLocator;
-use crate::object_source::ObjectStoreSource;
 use crate::source::ByteSource;
+use crate::source::object::ObjectStoreSource;
 use crate::url::file_url;
 
 /// Bytes handed from the producer thread to the hashing thread at a time.
@@ -95,78 +92,6 @@ pub struct Uploaded<T> {
     pub e_tag: Option<String>,
 }
 
-/// How to reach a store and what URLs to hand out, given by the caller (the CLI builds it from the
-/// environment; the library never reads the environment itself).
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// Settings for the cloud clients, named as the standard variables (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_REGION`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …). Unknown names are
-    /// ignored.
-    pub settings: Vec<(String, String)>,
-    /// The endpoint of an S3-compatible service, an Azure emulator or a GCS server.
-    pub endpoint: Option<String>,
-    /// How long presigned URLs stay valid.
-    pub url_ttl: Duration,
-    /// Hand workers direct `s3://`, `gs://` or `az://` URLs (they need credentials) instead of
-    /// presigned ones.
-    pub direct_urls: bool,
-}
-
-/// How long a presigned URL stays valid unless told otherwise.
-pub const DEFAULT_URL_TTL: Duration = Duration::from_secs(24 * 3600);
-/// The longest validity S3 (SigV4), GCS (V4 signing) and Azure user-delegation SAS allow.
-pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            settings: Vec::new(),
-            endpoint: None,
-            url_ttl: DEFAULT_URL_TTL,
-            direct_urls: false,
-        }
-    }
-}
-
-impl StoreConfig {
-    /// A configuration from variables such as the process environment: keeps the `AWS_*`,
-    /// `GOOGLE_*` and `AZURE_*` ones.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        let settings = vars
-            .into_iter()
-            .filter(|(name, _)| {
-                name.starts_with("AWS_")
-                    || name.starts_with("GOOGLE_")
-                    || name.starts_with("AZURE_")
-            })
-            .collect();
-        Self {
-            settings,
-            ..Self::default()
-        }
-    }
-
-    fn settings_for<K: std::str::FromStr>(&self, prefix: &str) -> Vec<(K, String)> {
-        self.settings
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .filter_map(|(name, value)| {
-                Some((name.to_ascii_lowercase().parse().ok()?, value.clone()))
-            })
-            .collect()
-    }
-
-    fn check_ttl(&self) -> Result<()> {
-        if self.url_ttl > MAX_URL_TTL || self.url_ttl.is_zero() {
-            return Err(StoreError::UrlTtl {
-                requested: self.url_ttl,
-                max: MAX_URL_TTL,
-            });
-        }
-        Ok(())
-    }
-}
-
 /// A job store over `object_store`.
 #[derive(Debug, Clone)]
 pub struct JobStore {
@@ -188,12 +113,7 @@ impl JobStore {
 
     /// Opens the store at `locator`; cloud stores are configured from `config`.
     pub fn open_with(locator: &StoreLocator, config: &StoreConfig) -> Result<Self> {
-        let build_error = |cause: object_store::Error| StoreError::ObjectStore {
-            store: locator.to_string(),
-            operation: "connect to",
-            object: String::new(),
-            cause: Box::new(cause),
-        };
+        let build_error = || object_store_error(locator.to_string(), "connect to", String::new());
         let cloud = |objects: Arc<dyn ObjectStore>,
                      signer: Arc<dyn Signer>,
                      bucket: &str,
@@ -230,7 +150,7 @@ impl JobStore {
                 let s3 = Arc::new(
                     s3_builder(config, bucket, region.as_deref())
                         .build()
-                        .map_err(build_error)?,
+                        .map_err(build_error())?,
                 );
                 cloud(s3.clone(), s3, bucket, shared_prefix)
             }
@@ -238,7 +158,7 @@ impl JobStore {
                 bucket,
                 shared_prefix,
             } => {
-                let gcs = Arc::new(gcs_builder(config, bucket).build().map_err(build_error)?);
+                let gcs = Arc::new(gcs_builder(config, bucket).build().map_err(build_error())?);
                 cloud(gcs.clone(), gcs, bucket, shared_prefix)
             }
             StoreLocator::Azure {
@@ -248,7 +168,7 @@ impl JobStore {
                 let azure = Arc::new(
                     azure_builder(config, container)
                         .build()
-                        .map_err(build_error)?,
+                        .map_err(build_error())?,
                 );
                 cloud(azure.clone(), azure, container, shared_prefix)
             }
@@ -259,13 +179,11 @@ impl JobStore {
         let layout = SharedLayout::detect(dir);
         let shared_dir = dir.join(layout.prefix());
         std::fs::create_dir_all(&shared_dir).map_err(|cause| StoreError::io(&shared_dir, cause))?;
-        let objects =
-            LocalFileSystem::new_with_prefix(dir).map_err(|cause| StoreError::ObjectStore {
-                store: dir.display().to_string(),
-                operation: "open",
-                object: String::new(),
-                cause: Box::new(cause),
-            })?;
+        let objects = LocalFileSystem::new_with_prefix(dir).map_err(object_store_error(
+            dir.display().to_string(),
+            "open",
+            String::new(),
+        ))?;
         Ok(Self {
             objects: Arc::new(objects),
             signer: None,
@@ -300,14 +218,7 @@ impl JobStore {
         operation: &'static str,
         object: &ObjectPath,
     ) -> impl FnOnce(object_store::Error) -> StoreError {
-        let store = self.shown_as.clone();
-        let object = object.to_string();
-        move |cause| StoreError::ObjectStore {
-            store,
-            operation,
-            object,
-            cause: Box::new(cause),
-        }
+        object_store_error(self.shown_as.clone(), operation, object.to_string())
     }
 
     /// The URL a worker fetches a shared file from: `file:/abs/path` for a directory store, a
@@ -337,12 +248,17 @@ impl JobStore {
     /// credentials, and in-process tests).
     pub fn source(&self, name: &str) -> Result<Arc<dyn ByteSource>> {
         let object = self.shared_object(name);
-        let location = format!("{}/{}", self.shown_as.trim_end_matches('/'), object);
+        let location = self.object_location(&object);
         Ok(Arc::new(ObjectStoreSource::new(
             Arc::clone(&self.objects),
             object,
             location,
         )?))
+    }
+
+    /// An object of this store as shown to users: the store, then the object's name.
+    fn object_location(&self, object: &ObjectPath) -> String {
+        format!("{}/{}", self.shown_as.trim_end_matches('/'), object)
     }
 
     /// The underlying object store, for tests and tools.
@@ -426,11 +342,17 @@ impl JobStore {
         drop(upload_rx);
         let produced = producer
             .await
-            .map_err(|error| StoreError::Task(error.to_string()))
+            .map_err(|cause| StoreError::TaskFailed {
+                task: "produce the upload stream",
+                cause,
+            })
             .and_then(|result| result);
         let hashed = hasher
             .await
-            .map_err(|error| StoreError::Task(error.to_string()))
+            .map_err(|cause| StoreError::TaskFailed {
+                task: "hash the upload stream",
+                cause,
+            })
             .and_then(|result| result);
 
         if let Some(source) = upload_failure {
@@ -471,8 +393,10 @@ impl JobStore {
 
     async fn write_record(&self, name: &str, record: &StoredRecord) -> Result<()> {
         let record_path = self.record_object(name);
-        let json =
-            serde_json::to_vec(record).map_err(|error| StoreError::Task(error.to_string()))?;
+        let json = serde_json::to_vec(record).map_err(|cause| StoreError::RecordJson {
+            record: self.object_location(&record_path),
+            cause,
+        })?;
         self.objects
             .put(&record_path, PutPayload::from(json))
             .await
@@ -573,64 +497,4 @@ impl Write for ChunkWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Whether an endpoint is plain HTTP, which the cloud clients refuse unless told otherwise.
-fn is_plain_http(endpoint: &str) -> bool {
-    endpoint.starts_with("http://")
-}
-
-/// An S3 client configured from the `AWS_*` settings, the bucket, the locator's region and the
-/// endpoint.
-pub(crate) fn s3_builder(
-    config: &StoreConfig,
-    bucket: &str,
-    region: Option<&str>,
-) -> AmazonS3Builder {
-    // Like the AWS CLI over HTTPS, send parts with an unsigned payload: signing the body costs a
-    // SHA-256 pass over every byte, competing with our MD5 for the CPU, and the content hash
-    // that every worker verifies already covers the bytes end to end. `AWS_UNSIGNED_PAYLOAD=false`
-    // (applied below, after this default) signs them.
-    let mut builder = AmazonS3Builder::new().with_unsigned_payload(true);
-    for (key, value) in config.settings_for("AWS_") {
-        builder = builder.with_config(key, value);
-    }
-    builder = builder.with_bucket_name(bucket);
-    if let Some(region) = region {
-        builder = builder.with_region(region);
-    }
-    if let Some(endpoint) = &config.endpoint {
-        builder = builder
-            .with_endpoint(endpoint)
-            .with_allow_http(is_plain_http(endpoint));
-    }
-    builder
-}
-
-/// A GCS client configured from the `GOOGLE_*` settings, the bucket and the endpoint.
-pub(crate) fn gcs_builder(config: &StoreConfig, bucket: &str) -> GoogleCloudStorageBuilder {
-    let mut builder = GoogleCloudStorageBuilder::new();
-    for (key, value) in config.settings_for("GOOGLE_") {
-        builder = builder.with_config(key, value);
-    }
-    builder = builder.with_bucket_name(bucket);
-    if let Some(endpoint) = &config.endpoint {
-        builder = builder.with_base_url(endpoint);
-    }
-    builder
-}
-
-/// An Azure client configured from the `AZURE_*` settings, the container and the endpoint.
-pub(crate) fn azure_builder(config: &StoreConfig, container: &str) -> MicrosoftAzureBuilder {
-    let mut builder = MicrosoftAzureBuilder::new();
-    for (key, value) in config.settings_for("AZURE_") {
-        builder = builder.with_config(key, value);
-    }
-    builder = builder.with_container_name(container);
-    if let Some(endpoint) = &config.endpoint {
-        builder = builder
-            .with_endpoint(endpoint.clone())
-            .with_allow_http(is_plain_http(endpoint));
-    }
-    builder
 }

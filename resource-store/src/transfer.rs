@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::error::StoreError;
+use crate::error::{StoreError, from_io, to_io};
 use crate::source::ByteSource;
 
 /// Bytes read from the source per chunk.
@@ -96,29 +96,9 @@ fn copy_out(current: &[u8], consumed: &mut usize, buf: &mut [u8]) -> usize {
     taken
 }
 
-/// Wraps a [`StoreError`] so it can travel through `io::Read`.
-pub(crate) fn to_io(error: StoreError) -> io::Error {
-    io::Error::other(error)
-}
-
-/// Recovers a [`StoreError`] that travelled through `io::Read`, or wraps a plain I/O error.
-pub(crate) fn from_io(error: io::Error, location: &str) -> StoreError {
-    if error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<StoreError>())
-    {
-        if let Some(inner) = error.into_inner() {
-            if let Ok(store_error) = inner.downcast::<StoreError>() {
-                return *store_error;
-            }
-            return StoreError::Task("an error lost its type".into());
-        }
-        return StoreError::Task("an error lost its payload".into());
-    }
-    StoreError::io(location, error)
-}
-
-/// Whether retrying could help: not for what is missing, forbidden or unsupported.
+/// Whether retrying could help: for a transfer that broke, stalled or met a busy server; not for
+/// what is missing, forbidden, unsupported or wrong, nor for our own bugs. Every variant is
+/// listed, so that a new one is classified when it is added.
 pub(crate) fn is_transient(error: &StoreError) -> bool {
     match error {
         StoreError::Io { cause, .. } => !matches!(
@@ -126,11 +106,30 @@ pub(crate) fn is_transient(error: &StoreError) -> bool {
             io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::IsADirectory
         ),
         StoreError::HttpStatus { status, .. } => matches!(status, 408 | 429 | 500..=599),
-        StoreError::Stalled { .. }
-        | StoreError::Truncated { .. }
-        | StoreError::Http { .. }
-        | StoreError::Task(_) => true,
-        _ => false,
+        StoreError::Stalled { .. } | StoreError::Truncated { .. } | StoreError::Http { .. } => true,
+        // The same request would meet the same refusal.
+        StoreError::BadLocator { .. }
+        | StoreError::Missing { .. }
+        | StoreError::NotAFileOrDirectory { .. }
+        | StoreError::KindMismatch { .. }
+        | StoreError::UrlTtl { .. }
+        | StoreError::Stale { .. }
+        | StoreError::UnsafeName { .. }
+        | StoreError::UnsupportedUrl { .. }
+        | StoreError::Pack(_) => false,
+        // The cloud clients retry their requests themselves, with backoff, before they fail.
+        StoreError::ObjectStore { .. } => false,
+        // Wrong bytes: the installer decides whether they are worth one more attempt.
+        StoreError::ContentMismatch { .. } | StoreError::Unpack { .. } => false,
+        // Waiting longer is the caller's choice (the lock timeout), not a retry's.
+        StoreError::LockTimeout { .. } | StoreError::EntryVanished { .. } => false,
+        // Already the end of retrying.
+        StoreError::GaveUp { .. } => false,
+        // Bugs and panics: repeating would hide them, not cure them.
+        StoreError::RecordJson { .. }
+        | StoreError::TaskFailed { .. }
+        | StoreError::ThreadDied { .. }
+        | StoreError::BrokenInvariant { .. } => false,
     }
 }
 
@@ -327,7 +326,10 @@ impl Read for ReadAhead {
                     }));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(to_io(StoreError::Task("the reading thread died".into())));
+                    return Err(to_io(StoreError::ThreadDied {
+                        url: self.location.clone(),
+                        thread: "the reading thread",
+                    }));
                 }
             }
         }
@@ -533,7 +535,10 @@ impl ParallelRanges {
                     seen = now;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(to_io(StoreError::Task("a fetching thread died".into())));
+                    return Err(to_io(StoreError::ThreadDied {
+                        url: self.location.clone(),
+                        thread: "a fetching thread",
+                    }));
                 }
             }
         }
@@ -628,5 +633,79 @@ impl Read for ParallelRanges {
             }
         }
         Ok(copy_out(&self.current, &mut self.consumed, buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_failures_are_retried_and_bugs_are_not() {
+        let url = || "http://x/a".to_owned();
+        let retried = [
+            StoreError::Http {
+                url: url(),
+                cause: "reset".into(),
+            },
+            StoreError::HttpStatus {
+                url: url(),
+                status: 503,
+                hint: "busy",
+            },
+            StoreError::Truncated {
+                url: url(),
+                got: 1,
+                expected: 2,
+            },
+            StoreError::io("/a", io::Error::from(io::ErrorKind::ConnectionReset)),
+        ];
+        for error in &retried {
+            assert!(is_transient(error), "{error:?} should be retried");
+        }
+        let Err(json_error) = serde_json::from_str::<u8>("{") else {
+            panic!("an unclosed brace parsed as JSON");
+        };
+        let not_retried = [
+            StoreError::HttpStatus {
+                url: url(),
+                status: 404,
+                hint: "gone",
+            },
+            StoreError::io("/a", io::Error::from(io::ErrorKind::NotFound)),
+            StoreError::RecordJson {
+                record: "/root/x.json".into(),
+                cause: json_error,
+            },
+            StoreError::ThreadDied {
+                url: url(),
+                thread: "the reading thread",
+            },
+            StoreError::BrokenInvariant {
+                location: url(),
+                invariant: "a test",
+            },
+            StoreError::EntryVanished {
+                dir: "/root/x".into(),
+                rounds: 3,
+            },
+        ];
+        for error in &not_retried {
+            assert!(!is_transient(error), "{error:?} should not be retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicked_task_is_not_retried() {
+        let joined: Result<(), _> = tokio::spawn(async { panic!("a test panic") }).await;
+        let Err(cause) = joined else {
+            panic!("a panicking task joined as if it had finished");
+        };
+        let error = StoreError::TaskFailed {
+            task: "a test",
+            cause,
+        };
+        assert!(!is_transient(&error));
+        assert!(error.to_string().contains("a test panic"), "{error}");
     }
 }

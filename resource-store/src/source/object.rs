@@ -11,7 +11,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use tokio::runtime::Runtime;
 
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, object_store_error, object_stream_error};
 use crate::source::ByteSource;
 
 /// A shared file in an object store, read with blocking calls on a small runtime of its own.
@@ -52,13 +52,7 @@ impl ObjectStoreSource {
     }
 
     fn error(&self, operation: &'static str) -> impl FnOnce(object_store::Error) -> StoreError {
-        let store = self.location.clone();
-        move |cause| StoreError::ObjectStore {
-            store,
-            operation,
-            object: String::new(),
-            cause: Box::new(cause),
-        }
+        object_store_error(self.location.clone(), operation, String::new())
     }
 
     fn get(&self, range: Option<GetRange>) -> Result<object_store::GetResult> {
@@ -146,12 +140,7 @@ impl Read for BlockingStream {
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.current = chunk,
                 // A failure mid-stream is a transfer error: the caller resumes from here.
-                Some(Err(error)) => {
-                    return Err(crate::transfer::to_io(StoreError::Http {
-                        url: self.location.clone(),
-                        cause: error.to_string(),
-                    }));
-                }
+                Some(Err(error)) => return Err(object_stream_error(&self.location, &error)),
             }
         }
         let taken = self.current.len().min(buf.len());
