@@ -9,8 +9,8 @@ use resource_core::archive::PackOptions;
 use resource_core::module::STASH_FILE;
 use resource_core::registry::{self, shell_quote};
 use resource_modules::{
-    Discoverer, FactsCache, InterpreterChoice, ModuleSource, PythonEnv, is_engine_module,
-    resource_path, run_module_command, scan_site_packages,
+    Discoverer, FactsCache, InterpreterChoice, ModuleSource, PythonEnv, run_module_command,
+    scan_site_packages,
 };
 use resource_store::{InstallOptions, PublishOptions};
 use serde::Serialize;
@@ -161,7 +161,10 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => dir,
         None => {
             let lookup = facts_cache().lookup(&interpreter(args.python.as_deref()))?;
-            resource_modules::scan::site_packages_of(&lookup.snapshot)
+            lookup
+                .snapshot
+                .facts
+                .install_site_packages()
                 .into_iter()
                 .next()
                 .ok_or_else(|| anyhow!("the interpreter reports no site-packages directory"))?
@@ -195,10 +198,10 @@ fn localize(
     module: &ModuleDescriptor,
     args: &DescriptorArgs,
 ) -> anyhow::Result<(ModuleDescriptor, Option<resource_store::Installed>)> {
-    if is_engine_module(module, Some(&args.engine_prefix)) {
+    if module.is_engine_module(Some(&args.engine_prefix)) {
         return Ok((module.clone(), None));
     }
-    let Some(resource) = registry::lookup(&resource_path(module), env_var)? else {
+    let Some(resource) = registry::lookup(&module.resource_path(), env_var)? else {
         return Ok((module.clone(), None));
     };
     let root = resolve_root(args.root.clone())?;
