@@ -509,6 +509,12 @@ impl FactsCache {
         }
     }
 
+    /// The cache in the per-user cache directory `user_cache_dir` (such as `~/.cache`, given by
+    /// the caller): JSON files in its `resource-modules` directory.
+    pub fn in_user_cache(user_cache_dir: &Path) -> Self {
+        Self::with_dir(&user_cache_dir.join("resource-modules"))
+    }
+
     /// The on-disk cache directory, if any.
     pub fn dir(&self) -> Option<&Path> {
         self.inner.dir.as_deref()

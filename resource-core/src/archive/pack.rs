@@ -224,6 +224,52 @@ pub struct ExtraTree {
     pub archive_name: String,
 }
 
+impl PackOptions {
+    /// The [`mtime_clamp`](Self::mtime_clamp) of a reproducible archive: `SOURCE_DATE_EPOCH` when
+    /// it is set (the caller passes the variable's value; the library never reads the
+    /// environment), else with `reproducible` 1980-01-01, the earliest a zip can hold, else none.
+    ///
+    /// ```
+    /// use resource_core::archive::PackOptions;
+    ///
+    /// assert_eq!(PackOptions::reproducible_mtime_clamp(Some(" 1700000000 "), false)?, Some(1_700_000_000));
+    /// assert_eq!(PackOptions::reproducible_mtime_clamp(None, true)?, Some(315_532_800));
+    /// assert_eq!(PackOptions::reproducible_mtime_clamp(Some(""), false)?, None);
+    /// assert!(PackOptions::reproducible_mtime_clamp(Some("soon"), true).is_err());
+    /// # Ok::<(), resource_core::archive::pack::SourceDateEpochError>(())
+    /// ```
+    pub fn reproducible_mtime_clamp(
+        source_date_epoch: Option<&str>,
+        reproducible: bool,
+    ) -> Result<Option<i64>, SourceDateEpochError> {
+        match source_date_epoch.filter(|value| !value.is_empty()) {
+            Some(value) => {
+                value
+                    .trim()
+                    .parse::<i64>()
+                    .map(Some)
+                    .map_err(|source| SourceDateEpochError {
+                        value: value.to_owned(),
+                        source,
+                    })
+            }
+            None if reproducible => Ok(Some(super::format::DOS_EPOCH_UNIX_SECONDS)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A `SOURCE_DATE_EPOCH` that is not a whole number of seconds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")]
+pub struct SourceDateEpochError {
+    /// The variable's value.
+    pub value: String,
+    /// Why it does not parse.
+    #[source]
+    pub source: std::num::ParseIntError,
+}
+
 /// Why a tree cannot be packed, or the archive could not be written. Every error about a path
 /// names it.
 #[derive(Debug, thiserror::Error)]
