@@ -1,6 +1,6 @@
-//! What the subcommands share: the async runtime, values from the environment, store opening,
-//! pack options from the flags, the root of local copies, and publishing with its printed result.
-//! This is where the process environment is read; the libraries are handed the values.
+//! What the subcommands share: the async runtime, variables of the process environment (which the
+//! libraries never read themselves: they are handed the values), store opening, pack options from
+//! the flags, the root of local copies, and publishing with its printed result.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
