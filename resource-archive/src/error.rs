@@ -17,6 +17,17 @@ pub struct ParseOptionError {
     pub expected: &'static str,
 }
 
+/// A `SOURCE_DATE_EPOCH` that is not a whole number of seconds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")]
+pub struct SourceDateEpochError {
+    /// The variable's value.
+    pub value: String,
+    /// Why it does not parse.
+    #[source]
+    pub source: std::num::ParseIntError,
+}
+
 /// Why a tree cannot be packed, or the archive could not be written. Every error about a path
 /// names it.
 #[derive(Debug, thiserror::Error)]

@@ -97,7 +97,7 @@ mod unpack;
 mod walk;
 mod write;
 
-pub use error::{PackError, ParseOptionError, TailReadError, UnpackError};
+pub use error::{PackError, ParseOptionError, SourceDateEpochError, TailReadError, UnpackError};
 pub use index::{
     ArchiveIndex, IndexEntry, IndexEntryKind, MAX_SYMLINK_TARGET_LEN, Method, RECOMMENDED_TAIL_LEN,
     TailParse,

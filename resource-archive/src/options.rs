@@ -5,7 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::error::ParseOptionError;
+use crate::error::{ParseOptionError, SourceDateEpochError};
+use crate::format::DOS_EPOCH_UNIX_SECONDS;
 
 /// The default cap on the total uncompressed size of an archive: 64 GiB.
 pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 64 << 30;
@@ -127,6 +128,41 @@ pub struct PackOptions {
     /// The user's home directory, which is refused as a root. The library never reads `$HOME`
     /// itself; the caller decides.
     pub home_dir: Option<PathBuf>,
+}
+
+impl PackOptions {
+    /// The [`mtime_clamp`](Self::mtime_clamp) of a reproducible archive: `SOURCE_DATE_EPOCH` when
+    /// it is set (the caller passes the variable's value; the library never reads the
+    /// environment), else with `reproducible` 1980-01-01, the earliest a zip can hold, else none.
+    ///
+    /// ```
+    /// use resource_archive::PackOptions;
+    ///
+    /// assert_eq!(PackOptions::reproducible_mtime_clamp(Some(" 1700000000 "), false)?, Some(1_700_000_000));
+    /// assert_eq!(PackOptions::reproducible_mtime_clamp(None, true)?, Some(315_532_800));
+    /// assert_eq!(PackOptions::reproducible_mtime_clamp(Some(""), false)?, None);
+    /// assert!(PackOptions::reproducible_mtime_clamp(Some("soon"), true).is_err());
+    /// # Ok::<(), resource_archive::SourceDateEpochError>(())
+    /// ```
+    pub fn reproducible_mtime_clamp(
+        source_date_epoch: Option<&str>,
+        reproducible: bool,
+    ) -> Result<Option<i64>, SourceDateEpochError> {
+        match source_date_epoch.filter(|value| !value.is_empty()) {
+            Some(value) => {
+                value
+                    .trim()
+                    .parse::<i64>()
+                    .map(Some)
+                    .map_err(|source| SourceDateEpochError {
+                        value: value.to_owned(),
+                        source,
+                    })
+            }
+            None if reproducible => Ok(Some(DOS_EPOCH_UNIX_SECONDS)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// A tree packed beside the main one: a directory, or a single file, named `archive_name`.

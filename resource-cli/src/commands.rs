@@ -5,22 +5,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use resource_archive::PackOptions;
 use resource_core::registry::{self, ROOT_VAR};
-use resource_store::{
-    Cache, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreLocator,
-};
+use resource_store::{Cache, FetchPolicy, InstallOptions, PublishOptions};
 use serde::Serialize;
 
 use crate::cli::{
     CacheCommand, CacheGcArgs, CacheLsArgs, CleanArgs, Cli, Command, CreateArgs, DownloadArgs,
-    LookupArgs, PackArgs, PrepareArgs, RefreshArgs, StoreArgs,
+    LookupArgs, PrepareArgs, RefreshArgs,
 };
 use crate::output::{ProgressDisplay, ResourceJson, export_line, print_json};
-
-/// The mtime `--reproducible` records when `SOURCE_DATE_EPOCH` is not set: 1980-01-01, the
-/// earliest a zip can hold.
-const REPRODUCIBLE_EPOCH: i64 = 315_532_800;
+use crate::plumbing::{
+    env_var, environment_config, exit_code_of, open_store, pack_options, publish_and_print,
+    resolve_root, runtime,
+};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -35,59 +32,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cache(CacheCommand::Gc(args)) => cache_gc(args),
         Command::Module(command) => crate::module_commands::run(command),
     }
-}
-
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-pub(crate) fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
-}
-
-/// Pack options from the flags and the environment (`SOURCE_DATE_EPOCH`, `HOME`).
-pub(crate) fn pack_options(args: &PackArgs) -> anyhow::Result<PackOptions> {
-    let source_date_epoch = match env_var("SOURCE_DATE_EPOCH") {
-        Some(value) => Some(value.trim().parse::<i64>().with_context(|| {
-            format!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")
-        })?),
-        None => None,
-    };
-    let mtime_clamp = match (source_date_epoch, args.reproducible) {
-        (Some(epoch), _) => Some(epoch),
-        (None, true) => Some(REPRODUCIBLE_EPOCH),
-        (None, false) => None,
-    };
-    Ok(PackOptions {
-        compression: args.compression,
-        symlinks: args.symlinks,
-        mtime_clamp,
-        excludes: args.exclude.clone(),
-        gitignore: args.gitignore,
-        package_root: false,
-        extra_trees: Vec::new(),
-        home_dir: env_var("HOME").map(PathBuf::from),
-    })
-}
-
-/// For a virtualenv's `site-packages`, also packs the source trees of its editable installs, so
-/// that they import on a worker.
-pub(crate) fn with_editable_sources(
-    path: &Path,
-    kind: Option<resource_core::ResourceKind>,
-    mut pack: PackOptions,
-) -> anyhow::Result<PackOptions> {
-    // A path that cannot be published is reported by the publish itself, after the store.
-    if let Ok(resource_core::ResourceKind::VirtualEnv) =
-        resource_store::publish::detect_kind(path, kind)
-    {
-        pack.extra_trees = resource_modules::editable_extra_trees(path)?;
-    }
-    Ok(pack)
 }
 
 #[derive(Serialize)]
@@ -107,7 +51,7 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let display = ProgressDisplay::new("stored");
     let options = PublishOptions {
         kind: args.kind,
-        pack: with_editable_sources(&args.path, args.kind, pack_options(&args.pack)?)?,
+        pack: pack_options(&args.pack)?,
         progress: display.callback(),
     };
     if args.dry_run {
@@ -141,42 +85,6 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let published = publish_and_print(&args.store, &args.path, &options, args.json);
     display.finish();
     published
-}
-
-/// Publishes `path` into the store and prints the export line, or the JSON object.
-pub(crate) fn publish_and_print(
-    store: &StoreArgs,
-    path: &Path,
-    options: &PublishOptions,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let store = open_store(store)?;
-    let published = runtime()?.block_on(resource_store::publish(&store, path, options))?;
-    if json {
-        print_json(
-            &ResourceJson::new(&published.resource)
-                .with_upload(published.uploaded, published.stored_bytes),
-        )?;
-    } else {
-        println!("{}", export_line(&published.resource));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The cloud settings of the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
-pub(crate) fn environment_config() -> StoreConfig {
-    StoreConfig::from_vars(std::env::vars())
-}
-
-pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<JobStore> {
-    let locator: StoreLocator = args.locator.parse()?;
-    let config = StoreConfig {
-        endpoint: args.endpoint.clone(),
-        url_ttl: Duration::from_secs(args.url_ttl),
-        direct_urls: args.direct_url,
-        ..environment_config()
-    };
-    Ok(JobStore::open_with(&locator, &config)?)
 }
 
 fn refresh(args: RefreshArgs) -> anyhow::Result<ExitCode> {
@@ -228,23 +136,6 @@ fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
         println!("{}", export_line(&resource));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The root of local copies: the flag, else `JTRES_ROOT`, else a per-user cache directory.
-pub(crate) fn resolve_root(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(root) = flag {
-        return Ok(root);
-    }
-    if let Some(root) = env_var(ROOT_VAR) {
-        return Ok(PathBuf::from(root));
-    }
-    if let Some(cache) = env_var("XDG_CACHE_HOME") {
-        return Ok(Path::new(&cache).join("resource"));
-    }
-    if let Some(home) = env_var("HOME") {
-        return Ok(Path::new(&home).join(".cache").join("resource"));
-    }
-    bail!("no root for local copies: pass --root, or set {ROOT_VAR} (see `resource prepare`)")
 }
 
 #[derive(Serialize)]
@@ -305,17 +196,6 @@ fn run_holding(command: &[std::ffi::OsString], path: &Path) -> anyhow::Result<Ex
         .status()
         .with_context(|| format!("cannot run {}", Path::new(program).display()))?;
     Ok(exit_code_of(status))
-}
-
-/// The exit code to pass on for a child's status; a child killed by a signal gives 128 + signal,
-/// as shells report it.
-pub fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
-    use std::os::unix::process::ExitStatusExt;
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(1);
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn clean(args: CleanArgs) -> anyhow::Result<ExitCode> {

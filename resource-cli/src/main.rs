@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod module_commands;
 mod output;
+mod plumbing;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

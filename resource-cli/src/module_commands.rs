@@ -1,29 +1,29 @@
 //! `resource module …`: ship, localise and run Python modules as Toil's `ModuleDescriptor` does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
 use resource_archive::PackOptions;
 use resource_core::ModuleDescriptor;
 use resource_core::module::STASH_FILE;
-use resource_core::registry::{self, shell_quote};
+use resource_core::registry::shell_quote;
 use resource_modules::{
-    Discoverer, FactsCache, InterpreterChoice, ModuleSource, PythonEnv, is_engine_module,
-    resource_path, run_module_command, scan_site_packages,
+    Discoverer, FactsCache, InterpreterChoice, ModuleSource, PythonEnv, run_module_command,
+    scan_site_packages,
 };
-use resource_store::{InstallOptions, PublishOptions};
+use resource_store::{InstallOptions, LocalizeError, LocalizeOptions, Localized, PublishOptions};
 use serde::Serialize;
 
 use crate::cli::{
     DescribeArgs, DescriptorArgs, ExecArgs, ModuleCommand, ModuleSelector, PythonArgs, SaveArgs,
     ScanArgs,
 };
-use crate::commands::{
-    env_var, environment_config, exit_code_of, pack_options, publish_and_print, resolve_root,
-    with_editable_sources,
-};
 use crate::output::print_json;
+use crate::plumbing::{
+    env_var, environment_config, exit_code_of, no_root, pack_options, publish_and_print,
+    root_of_local_copies, user_cache_dir,
+};
 
 /// Runs a `module` subcommand.
 pub fn run(command: ModuleCommand) -> anyhow::Result<ExitCode> {
@@ -46,13 +46,11 @@ fn interpreter(python: Option<&Path>) -> InterpreterChoice {
     }
 }
 
-/// Interpreter facts are cached beside the root of local copies' default place.
+/// Interpreter facts are cached in the per-user cache directory, beside the default root of
+/// local copies.
 fn facts_cache() -> FactsCache {
-    let base = env_var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env_var("HOME").map(|home| Path::new(&home).join(".cache")));
-    match base {
-        Some(base) => FactsCache::with_dir(&base.join("resource-modules")),
+    match user_cache_dir() {
+        Some(dir) => FactsCache::in_user_cache(&dir),
         None => FactsCache::in_memory(),
     }
 }
@@ -142,15 +140,11 @@ fn save(args: SaveArgs) -> anyhow::Result<ExitCode> {
     })?;
     let options = PublishOptions {
         kind: Some(plan.kind),
-        pack: with_editable_sources(
-            &plan.path,
-            Some(plan.kind),
-            PackOptions {
-                // A namespace root package keeps its directory in the archive, unlike in Toil.
-                package_root: plan.package_root,
-                ..pack_options(&args.pack)?
-            },
-        )?,
+        pack: PackOptions {
+            // A namespace root package keeps its directory in the archive, unlike in Toil.
+            package_root: plan.package_root,
+            ..pack_options(&args.pack)?
+        },
         progress: None,
     };
     publish_and_print(&args.store, &plan.path, &options, args.json)
@@ -161,7 +155,10 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => dir,
         None => {
             let lookup = facts_cache().lookup(&interpreter(args.python.as_deref()))?;
-            resource_modules::scan::site_packages_of(&lookup.snapshot)
+            lookup
+                .snapshot
+                .facts
+                .install_site_packages()
                 .into_iter()
                 .next()
                 .ok_or_else(|| anyhow!("the interpreter reports no site-packages directory"))?
@@ -188,37 +185,25 @@ fn descriptor(args: &DescriptorArgs) -> anyhow::Result<ModuleDescriptor> {
     ])?)
 }
 
-/// Toil's `localize()`: download the module's resource (writing `.stash` before it appears) and
-/// return the descriptor pointing at the local copy, with the entry held; or the descriptor
-/// unchanged when the module is not a registered resource.
-fn localize(
-    module: &ModuleDescriptor,
-    args: &DescriptorArgs,
-) -> anyhow::Result<(ModuleDescriptor, Option<resource_store::Installed>)> {
-    if is_engine_module(module, Some(&args.engine_prefix)) {
-        return Ok((module.clone(), None));
-    }
-    let Some(resource) = registry::lookup(&resource_path(module), env_var)? else {
-        return Ok((module.clone(), None));
+/// Toil's `localize()` with the options of the command line: the descriptor pointing at the
+/// local copy, with the entry held, or the descriptor unchanged.
+fn localize(module: &ModuleDescriptor, args: &DescriptorArgs) -> anyhow::Result<Localized> {
+    let options = LocalizeOptions {
+        engine_prefix: Some(args.engine_prefix.clone()),
+        root: root_of_local_copies(args.root.clone()),
+        config: environment_config(),
+        install: InstallOptions::default(),
     };
-    let root = resolve_root(args.root.clone())?;
-    let source = resource_store::open_url(&resource.url, &environment_config())?;
-    let stash = module.stash_contents();
-    let write_stash = |dir: &Path| std::fs::write(dir.join(STASH_FILE), &stash);
-    let installed = resource_store::install(
-        &resource,
-        &root,
-        source,
-        Some(&write_stash),
-        &InstallOptions::default(),
-    )?;
-    Ok((module.localized_at(&installed.dir), Some(installed)))
+    match resource_store::localize(module, env_var, &options) {
+        Err(LocalizeError::NoRoot { .. }) => Err(no_root()),
+        localized => Ok(localized?),
+    }
 }
 
 fn localize_command(args: DescriptorArgs) -> anyhow::Result<ExitCode> {
     let module = descriptor(&args)?;
-    let (localized, _held) = localize(&module, &args)?;
-    print_descriptor(&localized, args.json)?;
+    let localized = localize(&module, &args)?;
+    print_descriptor(&localized.module, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -236,11 +221,16 @@ fn globalize(args: DescriptorArgs) -> anyhow::Result<ExitCode> {
 fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let module = descriptor(&args.descriptor)?;
     // The entry stays held (no gc or clean removes it) until the module exits.
-    let (localized, _held) = localize(&module, &args.descriptor)?;
+    let localized = localize(&module, &args.descriptor)?;
     let python = interpreter(args.python.as_deref()).python;
     let pythonpath = std::env::var_os("PYTHONPATH");
-    let status = run_module_command(&python, &localized, &args.args, pythonpath.as_deref())
-        .status()
-        .with_context(|| format!("cannot run {}", python.display()))?;
+    let status = run_module_command(
+        &python,
+        &localized.module,
+        &args.args,
+        pythonpath.as_deref(),
+    )
+    .status()
+    .with_context(|| format!("cannot run {}", python.display()))?;
     Ok(exit_code_of(status))
 }

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 /// The name of the file in a localised resource directory that remembers the original `dirPath`.
 pub const STASH_FILE: &str = ".stash";
 
+/// The module-name prefix of the workflow engine's own modules, which are never shipped.
+pub const DEFAULT_ENGINE_PREFIX: &str = "toil.";
+
 /// Why a module descriptor could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -114,6 +117,34 @@ impl ModuleDescriptor {
         self.name.split('.').next().unwrap_or(&self.name)
     }
 
+    /// The leader path under which the module's resource is registered (Toil's `_resourcePath`
+    /// as a worker computes it, from the descriptor alone): the virtualenv's `site-packages`
+    /// itself, the root package directory of a dotted name, or the directory of a stand-alone
+    /// module.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use resource_core::ModuleDescriptor;
+    ///
+    /// let module = ModuleDescriptor::new("/src".into(), "pkg.sub.mod".into(), false)?;
+    /// assert_eq!(module.resource_path(), Path::new("/src/pkg"));
+    /// # Ok::<(), resource_core::module::DescriptorError>(())
+    /// ```
+    pub fn resource_path(&self) -> PathBuf {
+        if self.from_virtual_env || !self.name.contains('.') {
+            self.dir_path.clone()
+        } else {
+            self.dir_path.join(self.root_package())
+        }
+    }
+
+    /// Whether the module belongs to the engine (its name starts with `prefix`,
+    /// [`DEFAULT_ENGINE_PREFIX`] by default) and so is never shipped or localised.
+    pub fn is_engine_module(&self, prefix: Option<&str>) -> bool {
+        self.name
+            .starts_with(prefix.unwrap_or(DEFAULT_ENGINE_PREFIX))
+    }
+
     /// The bytes Toil writes to `.stash` when localising: `1`/`0` then the original `dirPath`.
     pub fn stash_contents(&self) -> Vec<u8> {
         let mut out = vec![if self.from_virtual_env { b'1' } else { b'0' }];
@@ -173,6 +204,39 @@ mod tests {
         check(&["/d", "m"], false);
         check(&["/d", "m", "True", "x"], false);
         check(&["/d", "a..b", "True"], false);
+    }
+
+    #[test]
+    fn resource_paths_follow_toils_rules() -> Result<(), DescriptorError> {
+        let check =
+            |dir: &str, name: &str, venv: bool, expected: &str| -> Result<(), DescriptorError> {
+                let module = ModuleDescriptor::new(dir.into(), name.into(), venv)?;
+                assert_eq!(
+                    module.resource_path(),
+                    Path::new(expected),
+                    "{dir} {name} {venv}"
+                );
+                Ok(())
+            };
+        check("/src", "flow", false, "/src")?;
+        check("/src", "pkg.sub.mod", false, "/src/pkg")?;
+        check(
+            "/venv/lib/python3.11/site-packages",
+            "pkg.mod",
+            true,
+            "/venv/lib/python3.11/site-packages",
+        )?;
+        Ok(())
+    }
+
+    #[test]
+    fn engine_modules_start_with_the_prefix() -> Result<(), DescriptorError> {
+        let engine = ModuleDescriptor::new("/x".into(), "toil.resource".into(), false)?;
+        let mine = ModuleDescriptor::new("/x".into(), "toilet".into(), false)?;
+        assert!(engine.is_engine_module(None));
+        assert!(!mine.is_engine_module(None));
+        assert!(mine.is_engine_module(Some("toil")));
+        Ok(())
     }
 
     #[test]

@@ -17,17 +17,17 @@
 
 use std::path::{Path, PathBuf};
 
+use resource_core::registry::shell_quote;
 use resource_core::{ModuleDescriptor, ResourceKind};
 use serde::Serialize;
 
 use crate::env::{InterpreterChoice, PythonEnv};
 use crate::interpreter::{FactsCache, InterpreterError, InterpreterSnapshot, Lookup};
 use crate::resolve::{self, Spec, is_identifier};
-use crate::scan::normalize_join;
 use crate::venv::{self, VirtualEnvInfo};
+use resource_core::paths::normalize_join;
 
-/// The module-name prefix of the workflow engine's own modules, which are never shipped.
-pub const DEFAULT_ENGINE_PREFIX: &str = "toil.";
+pub use resource_core::module::DEFAULT_ENGINE_PREFIX;
 
 /// The files whose presence makes a directory a package, as Toil checks them.
 const INIT_FILES: [&str; 3] = ["__init__.py", "__init__.pyc", "__init__.pyo"];
@@ -638,12 +638,13 @@ pub fn ship_plan(
     exact_python: &str,
     engine_prefix: &str,
 ) -> Result<Shipping, DiscoveryError> {
-    if !engine_prefix.is_empty() && descriptor.name.starts_with(engine_prefix) {
+    if !engine_prefix.is_empty() && descriptor.is_engine_module(Some(engine_prefix)) {
         return Ok(Shipping::EngineModule {
             prefix: engine_prefix.to_owned(),
         });
     }
     let dir = &descriptor.dir_path;
+    let path = descriptor.resource_path();
     if descriptor.from_virtual_env {
         let kind = if dir.file_name().is_some_and(|n| n == "site-packages") {
             ResourceKind::VirtualEnv
@@ -651,36 +652,32 @@ pub fn ship_plan(
             ResourceKind::Directory
         };
         return Ok(Shipping::Ship(ShipPlan {
-            path: dir.clone(),
+            path,
             kind,
             package_root: false,
         }));
     }
-    let (path, package_root) = if descriptor.name.contains('.') {
-        (dir.join(descriptor.root_package()), true)
-    } else {
-        if let Some(init) = INIT_FILES.iter().find(|init| dir.join(init).exists()) {
-            let parent = dir.parent().unwrap_or(dir);
-            let package = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            // Toil's own hint names the package directory and a path as the module; this one
-            // is the command that works.
-            let hint = format!(
-                "PYTHONPATH={} {exact_python} -m {package}.{}",
-                shell_quote(&parent.to_string_lossy()),
-                descriptor.name
-            );
-            return Err(DiscoveryError::ScriptInPackage {
-                module: descriptor.name.clone(),
-                dir: dir.clone(),
-                init: (*init).to_owned(),
-                hint,
-            });
-        }
-        (dir.clone(), false)
-    };
+    let package_root = descriptor.name.contains('.');
+    if !package_root && let Some(init) = INIT_FILES.iter().find(|init| dir.join(init).exists()) {
+        let parent = dir.parent().unwrap_or(dir);
+        let package = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Toil's own hint names the package directory and a path as the module; this one
+        // is the command that works.
+        let hint = format!(
+            "PYTHONPATH={} {exact_python} -m {package}.{}",
+            shell_quote(&parent.to_string_lossy()),
+            descriptor.name
+        );
+        return Err(DiscoveryError::ScriptInPackage {
+            module: descriptor.name.clone(),
+            dir: dir.clone(),
+            init: (*init).to_owned(),
+            hint,
+        });
+    }
     let kind = match std::fs::metadata(&path) {
         Ok(meta) if meta.is_dir() => ResourceKind::Directory,
         Ok(meta) if meta.is_file() => ResourceKind::File,
@@ -704,11 +701,6 @@ pub fn ship_plan(
         kind,
         package_root,
     }))
-}
-
-/// `text` as one shell word in single quotes.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::env::InterpreterChoice;
-use crate::scan::{self, EditableFinder};
+use crate::scan::pth::{self, EditableFinder};
 
 /// How long the interpreter may take to answer before it is killed.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -246,6 +246,18 @@ impl InterpreterFacts {
         }
         dirs
     }
+
+    /// The `site-packages` directories that packages are installed into (`purelib`, then
+    /// `platlib` if different) and that exist: what `resource module scan --python PY` scans.
+    pub fn install_site_packages(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for dir in self.purelib.iter().chain(&self.platlib) {
+            if dir.is_dir() && !dirs.contains(dir) {
+                dirs.push(dir.clone());
+            }
+        }
+        dirs
+    }
 }
 
 /// The state of a file when a snapshot was taken; a change means the snapshot may be stale.
@@ -353,7 +365,7 @@ pub fn query_interpreter_with_timeout(
     let mut editable_finders = Vec::new();
     for dir in facts.site_dirs() {
         watched.push(FileStamp::of(&dir));
-        let found = scan::pth_files_with_finders(&dir);
+        let found = pth::pth_files_with_finders(&dir);
         for (pth, finders) in found {
             watched.push(FileStamp::of(&pth));
             for finder in finders {
@@ -495,6 +507,12 @@ impl FactsCache {
                 memory: Mutex::default(),
             }),
         }
+    }
+
+    /// The cache in the per-user cache directory `user_cache_dir` (such as `~/.cache`, given by
+    /// the caller): JSON files in its `resource-modules` directory.
+    pub fn in_user_cache(user_cache_dir: &Path) -> Self {
+        Self::with_dir(&user_cache_dir.join("resource-modules"))
     }
 
     /// The on-disk cache directory, if any.

@@ -41,8 +41,8 @@
 //! - [`scan`]: what a `site-packages` directory holds, from its files alone, including editable
 //!   installs and the source trees they point at ([`editable_sources`]).
 //! - [`resolve`]: Python's path-based module finding, in Rust.
-//! - [`worker`]: the leader path a module's resource is registered under, and the command that
-//!   runs a localised module.
+//! - [`worker`]: the command that runs a localised module (the leader path a module's resource
+//!   is registered under is [`ModuleDescriptor::resource_path`](resource_core::ModuleDescriptor::resource_path)).
 //!
 //! For benchmarks: a cold discovery is [`query_interpreter`] followed by [`discover()`]; a warm one
 //! is [`Discoverer::discover`] with a [`FactsCache`] that already holds the snapshot (in memory, or
@@ -52,6 +52,7 @@
 pub mod discover;
 pub mod env;
 pub mod interpreter;
+mod names;
 mod pyliteral;
 pub mod resolve;
 pub mod scan;
@@ -72,4 +73,4 @@ pub use scan::{
     scan_site_packages,
 };
 pub use venv::{PyvenvCfg, VirtualEnvInfo, virtual_env_info};
-pub use worker::{is_engine_module, resource_path, run_module_command};
+pub use worker::run_module_command;

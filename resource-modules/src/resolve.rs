@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::interpreter::InterpreterSnapshot;
+pub use crate::names::is_identifier;
 
 /// Where a module was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,18 +54,6 @@ impl Spec {
             Spec::Namespace { portions } => portions.clone(),
         }
     }
-}
-
-/// Whether `name` is a valid Python identifier (one part of a dotted module name). Letters,
-/// digits and underscores, not starting with a digit; non-ASCII letters are accepted as Python
-/// accepts most of them.
-pub fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) if first == '_' || first.is_alphabetic() => {}
-        _ => return false,
-    }
-    chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
 /// Looks for the module `tail` (one name, no dots) in the directories `locations`, like
@@ -179,16 +168,6 @@ pub fn resolve_dotted(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers() {
-        for ok in ["a", "_x", "foo_bar2", "é"] {
-            assert!(is_identifier(ok), "{ok}");
-        }
-        for bad in ["", "2a", "a-b", "a.b", "my script"] {
-            assert!(!is_identifier(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn package_beats_module_and_namespace_collects() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,32 +1,11 @@
-//! The worker's side of a module: which leader path its resource was registered under, and the
-//! command that runs the localised module.
+//! The worker's side of a module: the command that runs the localised module. (The leader path
+//! its resource is registered under is [`ModuleDescriptor::resource_path`], in `resource-core`.)
 
 use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use resource_core::ModuleDescriptor;
-
-use crate::discover::DEFAULT_ENGINE_PREFIX;
-
-/// The leader path under which a module's resource is registered (Toil's `_resourcePath` as a
-/// worker computes it, from the descriptor alone): the virtualenv's `site-packages` itself, the
-/// root package directory of a dotted name, or the directory of a stand-alone module.
-pub fn resource_path(module: &ModuleDescriptor) -> PathBuf {
-    if module.from_virtual_env || !module.name.contains('.') {
-        module.dir_path.clone()
-    } else {
-        module.dir_path.join(module.root_package())
-    }
-}
-
-/// Whether a module belongs to the engine (its name starts with `prefix`, `toil.` by default)
-/// and so is never shipped or localised.
-pub fn is_engine_module(module: &ModuleDescriptor, prefix: Option<&str>) -> bool {
-    module
-        .name
-        .starts_with(prefix.unwrap_or(DEFAULT_ENGINE_PREFIX))
-}
 
 /// `PYTHONPATH` with `first` in front of what `existing` holds.
 pub fn search_path_with(first: &Path, existing: Option<&OsStr>) -> OsString {
@@ -73,32 +52,6 @@ pub fn run_module_command(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resource_paths_follow_toils_rules() -> Result<(), resource_core::module::DescriptorError> {
-        let check = |dir: &str,
-                     name: &str,
-                     venv: bool,
-                     expected: &str|
-         -> Result<(), resource_core::module::DescriptorError> {
-            let module = ModuleDescriptor::new(dir.into(), name.into(), venv)?;
-            assert_eq!(
-                resource_path(&module),
-                Path::new(expected),
-                "{dir} {name} {venv}"
-            );
-            Ok(())
-        };
-        check("/src", "flow", false, "/src")?;
-        check("/src", "pkg.sub.mod", false, "/src/pkg")?;
-        check(
-            "/venv/lib/python3.11/site-packages",
-            "pkg.mod",
-            true,
-            "/venv/lib/python3.11/site-packages",
-        )?;
-        Ok(())
-    }
 
     #[test]
     fn the_localized_directory_comes_first_on_the_search_path() {

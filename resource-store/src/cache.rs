@@ -98,6 +98,37 @@ pub struct CleanReport {
     pub removed_root: bool,
 }
 
+/// The per-user cache directory, by the XDG base directory rule: `$XDG_CACHE_HOME`, else
+/// `$HOME/.cache`; `None` when neither is set. The caller passes the variables' values (the
+/// library never reads the environment); an empty value counts as unset.
+pub fn user_cache_dir(xdg_cache_home: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
+    let set = |value: &&Path| !value.as_os_str().is_empty();
+    match (xdg_cache_home.filter(set), home.filter(set)) {
+        (Some(cache), _) => Some(cache.to_path_buf()),
+        (None, Some(home)) => Some(home.join(".cache")),
+        (None, None) => None,
+    }
+}
+
+/// The root of local copies when none is given (and `JTRES_ROOT` is unset): `resource` in the
+/// per-user cache directory ([`user_cache_dir`]).
+///
+/// ```
+/// use std::path::Path;
+/// use resource_store::cache::{default_root, user_cache_dir};
+///
+/// let home = Some(Path::new("/home/me"));
+/// let dir = user_cache_dir(None, home).ok_or("no cache directory")?;
+/// assert_eq!(default_root(&dir), Path::new("/home/me/.cache/resource"));
+/// let dir = user_cache_dir(Some(Path::new("/tmp/c")), home).ok_or("no cache directory")?;
+/// assert_eq!(default_root(&dir), Path::new("/tmp/c/resource"));
+/// assert_eq!(user_cache_dir(Some(Path::new("")), None), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn default_root(user_cache_dir: &Path) -> PathBuf {
+    user_cache_dir.join("resource")
+}
+
 /// The cache of local copies under one root.
 #[derive(Debug, Clone)]
 pub struct Cache {

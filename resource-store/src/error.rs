@@ -181,6 +181,9 @@ pub enum StoreError {
     /// A directory could not be packed.
     #[error(transparent)]
     Pack(#[from] resource_archive::PackError),
+    /// A virtualenv's `site-packages` could not be scanned for editable installs.
+    #[error(transparent)]
+    Scan(#[from] resource_modules::ScanError),
     /// An archive was refused while unpacking.
     #[error("{url}: {cause}")]
     Unpack {

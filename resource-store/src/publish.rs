@@ -21,7 +21,8 @@ const READ_BUFFER_LEN: usize = 1 << 20;
 pub struct PublishOptions {
     /// The kind to publish as; detected from the path when `None`.
     pub kind: Option<ResourceKind>,
-    /// How directories and virtualenvs are packed.
+    /// How directories and virtualenvs are packed. A virtualenv also carries the source trees of
+    /// its editable installs ([`with_editable_sources`]), besides any extra trees given here.
     pub pack: PackOptions,
     /// Told how many bytes have been stored, as they are.
     pub progress: Option<Progress>,
@@ -114,6 +115,17 @@ pub fn resource_name(path: &Path) -> Result<String> {
     })
 }
 
+/// The pack options of a virtualenv resource: `pack`, with the source trees of the editable
+/// installs in `site_packages` added as extra trees, each where a normal install would put it, so
+/// that they import on a worker (Toil's virtualenv resources lose them). [`publish`] and
+/// [`dry_run`] pack every virtualenv with these.
+pub fn with_editable_sources(site_packages: &Path, pack: &PackOptions) -> Result<PackOptions> {
+    let mut pack = pack.clone();
+    pack.extra_trees
+        .extend(resource_modules::editable_extra_trees(site_packages)?);
+    Ok(pack)
+}
+
 /// What a kind of resource streams into the store: a file's bytes, or a directory's archive.
 enum Content {
     File(PathBuf),
@@ -125,6 +137,10 @@ impl Content {
     fn prepare(path: &Path, kind: ResourceKind, options: &PackOptions) -> Result<Self> {
         match kind {
             ResourceKind::File => Ok(Self::File(path.to_path_buf())),
+            ResourceKind::VirtualEnv => {
+                let options = with_editable_sources(path, options)?;
+                Ok(Self::Archive(resource_archive::plan(path, kind, &options)?))
+            }
             _ => Ok(Self::Archive(resource_archive::plan(path, kind, options)?)),
         }
     }
@@ -159,7 +175,8 @@ async fn blocking<T: Send + 'static>(
 
 /// Stores the resource made from `leader_path` in `store` and returns it, ready to register.
 ///
-/// Files are stored as they are; directories and virtualenvs as a deterministic zip archive.
+/// Files are stored as they are; directories and virtualenvs as a deterministic zip archive, a
+/// virtualenv with the source trees of its editable installs ([`with_editable_sources`]).
 /// Everything is checked before the store is touched, the bytes are streamed in constant memory
 /// and hashed on the way. When the store already holds the same content under the same path
 /// hash, nothing is uploaded.

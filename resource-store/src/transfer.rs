@@ -116,7 +116,8 @@ pub(crate) fn is_transient(error: &StoreError) -> bool {
         | StoreError::Stale { .. }
         | StoreError::UnsafeName { .. }
         | StoreError::UnsupportedUrl { .. }
-        | StoreError::Pack(_) => false,
+        | StoreError::Pack(_)
+        | StoreError::Scan(_) => false,
         // The cloud clients retry their requests themselves, with backoff, before they fail.
         StoreError::ObjectStore { .. } => false,
         // Wrong bytes: the installer decides whether they are worth one more attempt.
