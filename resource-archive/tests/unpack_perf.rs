@@ -4,6 +4,9 @@
 //! `cargo test --release -p resource-archive --test unpack_perf -- --ignored --nocapture`
 //! (`UNPACK_PERF_DIR` chooses the directory; default `/dev/shm` when it exists).
 
+// The test reports what it measured.
+#![allow(clippy::print_stdout)]
+
 use std::error::Error;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;

@@ -10,7 +10,7 @@ use resource_core::ResourceKind;
 /// worker nodes through a job store, compatible with Toil's `toil.resource`.
 #[derive(Debug, Parser)]
 #[command(name = "resource", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -18,7 +18,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Store PATH in a job store and print the `export` line that registers it.
     Create(CreateArgs),
     /// Print `export JTRES_ROOT=…` for a private root of local copies (Toil's prepareSystem).
@@ -41,7 +41,7 @@ pub enum Command {
 
 /// `resource module …`.
 #[derive(Debug, Subcommand)]
-pub enum ModuleCommand {
+pub(crate) enum ModuleCommand {
     /// Describe a module as Toil's ModuleDescriptor.forModule does.
     Describe(DescribeArgs),
     /// Store the module's code (its directory, root package or virtualenv) in a job store.
@@ -59,7 +59,7 @@ pub enum ModuleCommand {
 /// Which module: a script, a `-m` name, or a name imported from a file.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false, id = "selector")]
-pub struct ModuleSelector {
+pub(crate) struct ModuleSelector {
     /// A script run as `python SCRIPT.py`.
     #[arg(group = "selector", value_name = "SCRIPT.py")]
     pub script: Option<PathBuf>,
@@ -73,7 +73,7 @@ pub struct ModuleSelector {
 
 /// The interpreter and engine settings of module discovery.
 #[derive(Debug, Args)]
-pub struct PythonArgs {
+pub(crate) struct PythonArgs {
     /// The interpreter to ask; default: $VIRTUAL_ENV/bin/python, else python3 on PATH.
     #[arg(long, value_name = "PY")]
     pub python: Option<PathBuf>,
@@ -84,7 +84,7 @@ pub struct PythonArgs {
 
 /// `resource module describe`.
 #[derive(Debug, Args)]
-pub struct DescribeArgs {
+pub(crate) struct DescribeArgs {
     /// Which module.
     #[command(flatten)]
     pub selector: ModuleSelector,
@@ -101,7 +101,7 @@ pub struct DescribeArgs {
 
 /// `resource module save`.
 #[derive(Debug, Args)]
-pub struct SaveArgs {
+pub(crate) struct SaveArgs {
     /// Which module.
     #[command(flatten)]
     pub selector: ModuleSelector,
@@ -124,7 +124,7 @@ pub struct SaveArgs {
 
 /// `resource module scan`.
 #[derive(Debug, Args)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     /// The site-packages directory; default: the interpreter's.
     #[arg(value_name = "SITE_PACKAGES", conflicts_with = "python")]
     pub site_packages: Option<PathBuf>,
@@ -138,7 +138,7 @@ pub struct ScanArgs {
 
 /// A module descriptor in Toil's command form.
 #[derive(Debug, Args)]
-pub struct DescriptorArgs {
+pub(crate) struct DescriptorArgs {
     /// The directory on the search path (dirPath).
     pub dir: PathBuf,
     /// The dotted module name.
@@ -158,7 +158,7 @@ pub struct DescriptorArgs {
 
 /// `resource module exec`.
 #[derive(Debug, Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// The module's descriptor.
     #[command(flatten)]
     pub descriptor: DescriptorArgs,
@@ -172,7 +172,7 @@ pub struct ExecArgs {
 
 /// `resource cache …`.
 #[derive(Debug, Subcommand)]
-pub enum CacheCommand {
+pub(crate) enum CacheCommand {
     /// List installed entries, least recently used first.
     Ls(CacheLsArgs),
     /// Evict least recently used entries until the cache fits in --max-size; entries in use stay.
@@ -181,7 +181,7 @@ pub enum CacheCommand {
 
 /// `resource cache ls`.
 #[derive(Debug, Args)]
-pub struct CacheLsArgs {
+pub(crate) struct CacheLsArgs {
     /// The root of local copies; default: JTRES_ROOT, else a per-user cache directory.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -192,7 +192,7 @@ pub struct CacheLsArgs {
 
 /// `resource cache gc`.
 #[derive(Debug, Args)]
-pub struct CacheGcArgs {
+pub(crate) struct CacheGcArgs {
     /// The root of local copies; default: JTRES_ROOT, else a per-user cache directory.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -205,7 +205,7 @@ pub struct CacheGcArgs {
 }
 
 /// Parses a size such as `1048576`, `500K`, `10M`, `1.5G`, `2GiB` or `3TB` (powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -231,7 +231,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// `resource create`.
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The leader path to ship: a file or a directory.
     pub path: PathBuf,
     /// Where to store it.
@@ -253,7 +253,7 @@ pub struct CreateArgs {
 
 /// A job store and how to reach it.
 #[derive(Debug, Args)]
-pub struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// The job store: a directory path or file: URL (created if missing), s3://BUCKET[/PREFIX],
     /// gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX], aws:REGION:NAME or google:PROJECT:NAME.
     /// Credentials come from the standard AWS_*, GOOGLE_* and AZURE_* variables.
@@ -273,7 +273,7 @@ pub struct StoreArgs {
 
 /// `resource refresh`.
 #[derive(Debug, Args)]
-pub struct RefreshArgs {
+pub(crate) struct RefreshArgs {
     /// The leader path, exactly as it was given to `create`.
     pub path: PathBuf,
     /// The store the resource was created in.
@@ -286,7 +286,7 @@ pub struct RefreshArgs {
 
 /// How a directory is packed into its archive.
 #[derive(Debug, Args)]
-pub struct PackArgs {
+pub(crate) struct PackArgs {
     /// stored (as Toil does), deflate, or deflate=LEVEL (0-9).
     #[arg(long, value_name = "METHOD", default_value = "stored")]
     pub compression: Compression,
@@ -308,7 +308,7 @@ pub struct PackArgs {
 
 /// `resource prepare`.
 #[derive(Debug, Args)]
-pub struct PrepareArgs {
+pub(crate) struct PrepareArgs {
     /// Make a new root even if JTRES_ROOT already names one.
     #[arg(long)]
     pub fresh: bool,
@@ -316,7 +316,7 @@ pub struct PrepareArgs {
 
 /// `resource lookup`.
 #[derive(Debug, Args)]
-pub struct LookupArgs {
+pub(crate) struct LookupArgs {
     /// The leader path, exactly as it was given to `create`.
     pub path: PathBuf,
     /// Print one JSON object.
@@ -326,7 +326,7 @@ pub struct LookupArgs {
 
 /// `resource download`.
 #[derive(Debug, Args)]
-pub struct DownloadArgs {
+pub(crate) struct DownloadArgs {
     /// The leader path, exactly as it was given to `create`.
     pub path: PathBuf,
     /// The root of local copies; default: JTRES_ROOT, else a per-user cache directory.
@@ -354,7 +354,7 @@ pub struct DownloadArgs {
 
 /// `resource clean`.
 #[derive(Debug, Args)]
-pub struct CleanArgs {
+pub(crate) struct CleanArgs {
     /// The root to remove; default: JTRES_ROOT.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,

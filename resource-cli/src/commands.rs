@@ -20,7 +20,7 @@ use crate::plumbing::{
 };
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Create(args) => create(args),
         Command::Prepare(args) => prepare(args),

@@ -4,6 +4,9 @@
 //! formats the result. Errors print as one line naming the path and the cause, with exit code 1;
 //! usage errors exit with 2.
 
+// A binary: printing is its job (the workspace denies it to libraries).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

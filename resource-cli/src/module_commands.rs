@@ -26,7 +26,7 @@ use crate::plumbing::{
 };
 
 /// Runs a `module` subcommand.
-pub fn run(command: ModuleCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(command: ModuleCommand) -> anyhow::Result<ExitCode> {
     match command {
         ModuleCommand::Describe(args) => describe(args),
         ModuleCommand::Save(args) => save(args),

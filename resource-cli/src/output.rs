@@ -6,7 +6,7 @@ use serde::Serialize;
 /// A resource as `create --json` and `lookup --json` print it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResourceJson<'a> {
+pub(crate) struct ResourceJson<'a> {
     kind: &'static str,
     name: &'a str,
     path_hash: &'a str,
@@ -22,7 +22,7 @@ pub struct ResourceJson<'a> {
 
 impl<'a> ResourceJson<'a> {
     /// The JSON view of a resource.
-    pub fn new(resource: &'a Resource) -> Self {
+    pub(crate) fn new(resource: &'a Resource) -> Self {
         let (env_name, env_value) = registry::entry(resource);
         Self {
             kind: resource.kind.short_name(),
@@ -38,7 +38,7 @@ impl<'a> ResourceJson<'a> {
     }
 
     /// Adds what `create` did: whether it uploaded, and the stored size.
-    pub fn with_upload(mut self, uploaded: bool, stored_bytes: u64) -> Self {
+    pub(crate) fn with_upload(mut self, uploaded: bool, stored_bytes: u64) -> Self {
         self.uploaded = Some(u8::from(uploaded));
         self.stored_bytes = Some(stored_bytes);
         self
@@ -46,25 +46,25 @@ impl<'a> ResourceJson<'a> {
 }
 
 /// Prints a value as one line of JSON.
-pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())
 }
 
 /// The `export` line that registers a resource.
-pub fn export_line(resource: &Resource) -> String {
+pub(crate) fn export_line(resource: &Resource) -> String {
     let (name, value) = registry::entry(resource);
     registry::export_line(&name, &value)
 }
 
 /// A byte counter drawn on standard error when it is a terminal, or nothing on a pipe.
-pub struct ProgressDisplay {
+pub(crate) struct ProgressDisplay {
     bar: Option<indicatif::ProgressBar>,
 }
 
 impl ProgressDisplay {
     /// A display for `verb` (`stored`, `fetched`), drawn only on a terminal.
-    pub fn new(verb: &str) -> Self {
+    pub(crate) fn new(verb: &str) -> Self {
         use std::io::IsTerminal;
         if !std::io::stderr().is_terminal() {
             return Self { bar: None };
@@ -79,13 +79,13 @@ impl ProgressDisplay {
     }
 
     /// The library callback that advances the display.
-    pub fn callback(&self) -> Option<resource_store::Progress> {
+    pub(crate) fn callback(&self) -> Option<resource_store::Progress> {
         let bar = self.bar.clone()?;
         Some(resource_store::Progress::new(move |bytes| bar.inc(bytes)))
     }
 
     /// Removes the display.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }

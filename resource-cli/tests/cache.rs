@@ -1,6 +1,9 @@
 //! The worker cache through the CLI: one download per node, crash safety under SIGKILL, and
 //! eviction that never removes an entry in use.
 
+// The test reports what it measured.
+#![allow(clippy::print_stderr)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

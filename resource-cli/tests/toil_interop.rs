@@ -13,6 +13,9 @@
 //! The Python drivers live in `tests/toil_support/`; each takes one JSON argument and prints one
 //! JSON report as its last line of output.
 
+// A test reports what it saw and measured.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::ffi::{OsStr, OsString};

@@ -39,7 +39,7 @@ const BENCH_ROOT: &str = "/dev/shm/resource-bench";
 
 /// What `cargo xtask bench` was asked for.
 #[derive(Debug)]
-pub struct Options<'a> {
+pub(crate) struct Options<'a> {
     /// Smaller inputs and fewer runs.
     pub quick: bool,
     /// Only this input.
@@ -47,7 +47,7 @@ pub struct Options<'a> {
 }
 
 /// Runs the benchmarks and writes `target/bench/results.json`.
-pub fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
+pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
     let names: Vec<&'static str> = match options.only {
         None => inputs::NAMES.to_vec(),
         Some(only) => match inputs::NAMES.iter().find(|name| **name == only) {

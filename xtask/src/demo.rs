@@ -23,7 +23,7 @@ if __name__ == '__main__':
 ";
 
 /// Builds `resource` and runs the demo in a scratch directory under the target directory.
-pub fn run(project: &Project) -> Result<()> {
+pub(crate) fn run(project: &Project) -> Result<()> {
     header("cargo build -p resource-cli");
     run_checked(
         project

@@ -11,6 +11,9 @@
 //! - `cargo xtask bench [--quick] [--only NAME]`: `resource` against Toil, `md5sum`, `tar` and
 //!   `zip` on large seeded inputs in tmpfs.
 
+// A binary: printing is its job (the workspace denies it to libraries).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod bench;
 mod demo;
 mod project;

@@ -13,10 +13,10 @@ use crate::test::{Tally, cargo_tests, close, test_env};
 use crate::tools::Venv;
 
 /// Cases per property when `--cases` is not given (the tests' own default is far lower).
-pub const DEFAULT_CASES: u32 = 2000;
+pub(crate) const DEFAULT_CASES: u32 = 2000;
 
 /// Runs `PROPTEST_CASES=<cases> cargo test --workspace --release --tests -- prop_`.
-pub fn run(project: &Project, cases: u32) -> Result<ExitCode> {
+pub(crate) fn run(project: &Project, cases: u32) -> Result<ExitCode> {
     Ok(close(run_properties(project, cases)))
 }
 

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 /// Prints a step header so a long log shows where each step starts.
-pub fn header(title: &str) {
+pub(crate) fn header(title: &str) {
     println!("\n==> {title}");
 }
 
 /// A command line as a person would type it (for headers and error messages).
 ///
 /// The cargo that runs xtask is named by its full path; it is shown as plain `cargo`.
-pub fn describe(command: &Command) -> String {
+pub(crate) fn describe(command: &Command) -> String {
     let program = Path::new(command.get_program());
     let mut text = if program.file_name().is_some_and(|name| name == "cargo") {
         "cargo".to_owned()
@@ -33,7 +33,7 @@ pub fn describe(command: &Command) -> String {
 }
 
 /// Runs a command with inherited stdio; fails unless it exits successfully.
-pub fn run_checked(command: &mut Command) -> Result<()> {
+pub(crate) fn run_checked(command: &mut Command) -> Result<()> {
     let status = command
         .status()
         .with_context(|| format!("cannot start `{}`", describe(command)))?;
@@ -45,7 +45,7 @@ pub fn run_checked(command: &mut Command) -> Result<()> {
 
 /// Runs a command and returns its standard output; fails (showing its standard error) unless
 /// it exits successfully.
-pub fn output_checked(command: &mut Command) -> Result<String> {
+pub(crate) fn output_checked(command: &mut Command) -> Result<String> {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -63,14 +63,14 @@ pub fn output_checked(command: &mut Command) -> Result<String> {
 }
 
 /// The last `lines` lines of `text`, trimmed.
-pub fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// What one measured run of a child process cost.
 #[derive(Debug, Clone)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// Wall time from spawn to reaping the child.
     pub wall: Duration,
     /// The child's peak resident set size in KiB (`ru_maxrss` from `wait4`).
@@ -83,7 +83,7 @@ pub struct Measured {
 
 /// Runs a command to completion with captured output and measures its wall time and its own
 /// peak RSS. Fails, with the tail of its standard error, unless it exits successfully.
-pub fn measure(command: &mut Command) -> Result<Measured> {
+pub(crate) fn measure(command: &mut Command) -> Result<Measured> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -25,10 +25,10 @@ use crate::project::Project;
 use crate::run::{describe, tail};
 use crate::tools::Venv;
 
-pub use azurite::Azurite;
-pub use fake_gcs::FakeGcs;
-pub use moto::Moto;
-pub use s3s::S3sFs;
+pub(crate) use azurite::Azurite;
+pub(crate) use fake_gcs::FakeGcs;
+pub(crate) use moto::Moto;
+pub(crate) use s3s::S3sFs;
 
 /// How long a server may take to answer its readiness probe.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,7 +37,7 @@ const ATTEMPTS: u32 = 3;
 
 /// What servers may need from the run that starts them.
 #[derive(Debug)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The repository: its `.tools` directory and the cargo that runs xtask.
     pub project: &'a Project,
     /// The test virtualenv (`.tools/py`), which holds the Python-based servers.
@@ -52,13 +52,13 @@ pub struct Context<'a> {
 impl<'a> Context<'a> {
     /// A context with a fresh temporary directory for this run in the system's temporary
     /// directory.
-    pub fn new(project: &'a Project, test_venv: &'a Venv, log_dir: PathBuf) -> Result<Self> {
+    pub(crate) fn new(project: &'a Project, test_venv: &'a Venv, log_dir: PathBuf) -> Result<Self> {
         Self::new_in(project, test_venv, log_dir, &std::env::temp_dir())
     }
 
     /// A context whose fresh temporary directory is made inside `parent`. The benchmarks keep
     /// server data on tmpfs this way, so that a server's disk never enters their numbers.
-    pub fn new_in(
+    pub(crate) fn new_in(
         project: &'a Project,
         test_venv: &'a Venv,
         log_dir: PathBuf,
@@ -82,13 +82,13 @@ impl<'a> Context<'a> {
     }
 
     /// This run's temporary directory.
-    pub fn run_dir(&self) -> &Path {
+    pub(crate) fn run_dir(&self) -> &Path {
         self.run_dir.path()
     }
 }
 
 /// One kind of test server.
-pub trait Server {
+pub(crate) trait Server {
     /// Short name, used in messages and for the log file.
     fn name(&self) -> &'static str;
     /// Makes sure the server's program is installed (cached between runs).
@@ -112,7 +112,7 @@ pub trait Server {
 }
 
 /// Every server the tests use, in start order.
-pub fn all() -> Vec<Box<dyn Server>> {
+pub(crate) fn all() -> Vec<Box<dyn Server>> {
     vec![
         Box::new(Moto),
         Box::new(S3sFs),
@@ -123,14 +123,14 @@ pub fn all() -> Vec<Box<dyn Server>> {
 
 /// Running servers; dropping this stops them all.
 #[derive(Debug, Default)]
-pub struct Servers {
+pub(crate) struct Servers {
     running: Vec<Running>,
 }
 
 impl Servers {
     /// Installs and starts every server, waiting until each is ready. Servers already started
     /// are stopped again if a later one fails.
-    pub fn start(context: &Context<'_>, servers: &[Box<dyn Server>]) -> Result<Self> {
+    pub(crate) fn start(context: &Context<'_>, servers: &[Box<dyn Server>]) -> Result<Self> {
         fs::create_dir_all(&context.log_dir)
             .with_context(|| format!("cannot create {}", context.log_dir.display()))?;
         let mut started = Self::default();
@@ -155,7 +155,7 @@ impl Servers {
     }
 
     /// The variables that tell the tests where every running server is.
-    pub fn env(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn env(&self) -> impl Iterator<Item = (&str, &str)> {
         self.running.iter().flat_map(|running| {
             running
                 .env

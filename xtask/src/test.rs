@@ -1,8 +1,8 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first failing step.
 //!
-//! fmt, clippy and doc come first because they are cheap and fail fast; then the project-local
-//! tools are made sure of, the test servers started, and `cargo test --workspace` runs with the
-//! variables that point the tests at them. The closing line is always `N passed, M failed`.
+//! fmt, clippy, doc and the unused-dependency check come first because they are cheap and fail
+//! fast; then the project-local tools are made sure of, the test servers started, and
+//! `cargo test --workspace` runs with the variables that point the tests at them. The closing line is always `N passed, M failed`.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -14,14 +14,14 @@ use anyhow::{Context as _, Result};
 use crate::project::Project;
 use crate::run::{describe, header, run_checked};
 use crate::servers::{self, Servers};
-use crate::tools::Venv;
+use crate::tools::{CargoTool, Venv};
 
 /// Runs the whole suite; the exit code tells CI whether everything passed.
 ///
 /// With `cargo_test_args` (say `-p resource-store --test conformance s3s`), only those tests run,
 /// with the tools and servers they need but without the fmt, clippy and doc steps: a developer's
 /// way to run one server-backed test.
-pub fn run(project: &Project, cargo_test_args: &[String]) -> Result<ExitCode> {
+pub(crate) fn run(project: &Project, cargo_test_args: &[String]) -> Result<ExitCode> {
     let mut timings = Timings::default();
     let outcome = run_steps(project, &mut timings, cargo_test_args);
     timings.print();
@@ -32,7 +32,7 @@ pub fn run(project: &Project, cargo_test_args: &[String]) -> Result<ExitCode> {
 ///
 /// A step that fails before or outside the test results (formatting, a build error, a server
 /// that does not start) counts as one failure, so the closing line never looks green then.
-pub fn close(outcome: Result<Tally>) -> ExitCode {
+pub(crate) fn close(outcome: Result<Tally>) -> ExitCode {
     let tally = match outcome {
         Ok(tally) if tally.all_passed() => {
             println!("{} passed, {} failed", tally.passed, tally.failed);
@@ -60,12 +60,12 @@ fn run_steps(
     timings: &mut Timings,
     cargo_test_args: &[String],
 ) -> Result<Tally> {
-    const STEPS: usize = 6;
+    const STEPS: usize = 7;
     if cargo_test_args.is_empty() {
         lint_steps(project, timings, STEPS)?;
     }
     let venv = Venv::test(project);
-    timings.step(4, STEPS, "project-local tools (.tools/py)", || {
+    timings.step(5, STEPS, "project-local tools (.tools/py)", || {
         venv.ensure()
     })?;
 
@@ -74,7 +74,7 @@ fn run_steps(
         &venv,
         project.target_dir().join("xtask").join("servers"),
     )?;
-    let running = timings.step(5, STEPS, "test servers", || {
+    let running = timings.step(6, STEPS, "test servers", || {
         Servers::start(&context, &servers::all())
     })?;
 
@@ -91,12 +91,13 @@ fn run_steps(
         println!("{name}={value}");
         test.env(name, value);
     }
-    let tally = timings.step(6, STEPS, &describe(&test), || cargo_tests(&mut test))?;
+    let tally = timings.step(7, STEPS, &describe(&test), || cargo_tests(&mut test))?;
     drop(running);
     Ok(tally)
 }
 
-/// Steps 1 to 3: formatting, clippy and rustdoc, all with warnings as errors.
+/// Steps 1 to 4: formatting, clippy and rustdoc, all with warnings as errors, and no declared
+/// dependency left unused.
 fn lint_steps(project: &Project, timings: &mut Timings, steps: usize) -> Result<()> {
     let mut fmt = project.cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
@@ -123,11 +124,19 @@ fn lint_steps(project: &Project, timings: &mut Timings, steps: usize) -> Result<
         || run_checked(&mut doc),
     )?;
 
+    let machete = CargoTool::cargo_machete(project);
+    timings.step(4, steps, "unused dependencies (cargo-machete)", || {
+        machete.ensure(project.cargo())?;
+        let mut check = Command::new(machete.bin());
+        check.current_dir(project.root());
+        run_checked(&mut check)
+    })?;
+
     Ok(())
 }
 
 /// The variables every test process gets: the Python with Toil, and the tools directory.
-pub fn test_env(project: &Project, venv: &Venv) -> Vec<(&'static str, OsString)> {
+pub(crate) fn test_env(project: &Project, venv: &Venv) -> Vec<(&'static str, OsString)> {
     vec![
         ("RESOURCE_TEST_PYTHON", venv.python().into_os_string()),
         ("RESOURCE_TOOLS_DIR", project.tools_dir().into_os_string()),
@@ -136,7 +145,7 @@ pub fn test_env(project: &Project, venv: &Venv) -> Vec<(&'static str, OsString)>
 
 /// Counted test results of one `cargo test` run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Sum of `N passed` over every `test result:` line.
     pub passed: u64,
     /// Sum of `N failed` over every `test result:` line.
@@ -147,7 +156,7 @@ pub struct Tally {
 
 impl Tally {
     /// Whether cargo succeeded and no test failed.
-    pub fn all_passed(&self) -> bool {
+    pub(crate) fn all_passed(&self) -> bool {
         !self.cargo_failed && self.failed == 0
     }
 
@@ -160,7 +169,7 @@ impl Tally {
 }
 
 /// Runs a `cargo test` command, passing its output through while counting the results.
-pub fn cargo_tests(command: &mut Command) -> Result<Tally> {
+pub(crate) fn cargo_tests(command: &mut Command) -> Result<Tally> {
     command.stdout(Stdio::piped());
     let mut child = command
         .spawn()

@@ -14,7 +14,7 @@ use crate::run::{describe, output_checked, run_checked};
 
 /// A virtualenv made with `python3 -m venv` and filled from one pinned requirements file.
 #[derive(Debug, Clone)]
-pub struct Venv {
+pub(crate) struct Venv {
     dir: PathBuf,
     requirements: PathBuf,
     /// Python statements that must run without error for the venv to count as healthy.
@@ -30,7 +30,7 @@ const STAMP: &str = "xtask-stamp.txt";
 impl Venv {
     /// `<repo>/.tools/py`: Toil, moto and fake-gcs-server for the tests
     /// (`xtask/requirements-test.txt`).
-    pub fn test(project: &Project) -> Self {
+    pub(crate) fn test(project: &Project) -> Self {
         Self {
             dir: project.tools_dir().join("py"),
             requirements: project.xtask_dir().join("requirements-test.txt"),
@@ -45,7 +45,7 @@ impl Venv {
 
     /// `<repo>/.tools/bench-venv`: numpy, pandas and requests, whose site-packages is a
     /// benchmark input (`xtask/requirements-bench.txt`).
-    pub fn bench(project: &Project) -> Self {
+    pub(crate) fn bench(project: &Project) -> Self {
         Self {
             dir: project.tools_dir().join("bench-venv"),
             requirements: project.xtask_dir().join("requirements-bench.txt"),
@@ -55,18 +55,18 @@ impl Venv {
     }
 
     /// The venv's interpreter.
-    pub fn python(&self) -> PathBuf {
+    pub(crate) fn python(&self) -> PathBuf {
         self.bin("python")
     }
 
     /// A script or program in the venv's `bin`.
-    pub fn bin(&self, name: &str) -> PathBuf {
+    pub(crate) fn bin(&self, name: &str) -> PathBuf {
         self.dir.join("bin").join(name)
     }
 
     /// Makes sure the venv exists, matches its requirements file and the system `python3`, and
     /// passes its health check; (re)builds it otherwise. Safe against concurrent xtask runs.
-    pub fn ensure(&self) -> Result<()> {
+    pub(crate) fn ensure(&self) -> Result<()> {
         let parent = self
             .dir
             .parent()
@@ -178,7 +178,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// A program from crates.io, installed with `cargo install --locked` into `<repo>/.tools/cargo`
 /// at one pinned version (the crate's own lock file pins its dependencies).
 #[derive(Debug, Clone)]
-pub struct CargoTool {
+pub(crate) struct CargoTool {
     root: PathBuf,
     krate: &'static str,
     version: &'static str,
@@ -189,7 +189,7 @@ pub struct CargoTool {
 impl CargoTool {
     /// s3s-fs 0.14.1: an S3 server over a local directory that checks signatures. 0.17 needs a
     /// newer rustc than this project's.
-    pub fn s3s_fs(project: &Project) -> Self {
+    pub(crate) fn s3s_fs(project: &Project) -> Self {
         Self {
             root: project.tools_dir().join("cargo"),
             krate: "s3s-fs",
@@ -199,14 +199,26 @@ impl CargoTool {
         }
     }
 
+    /// cargo-machete 0.9.2: reports dependencies a crate declares but never names in its code,
+    /// for `cargo xtask test`'s unused-dependency step.
+    pub(crate) fn cargo_machete(project: &Project) -> Self {
+        Self {
+            root: project.tools_dir().join("cargo"),
+            krate: "cargo-machete",
+            version: "0.9.2",
+            features: &[],
+            binary: "cargo-machete",
+        }
+    }
+
     /// The installed program.
-    pub fn bin(&self) -> PathBuf {
+    pub(crate) fn bin(&self) -> PathBuf {
         self.root.join("bin").join(self.binary)
     }
 
     /// Makes sure the pinned version is installed and runs; installs it otherwise (a few
     /// minutes: it is compiled). `cargo` is the cargo that runs xtask.
-    pub fn ensure(&self, mut cargo: Command) -> Result<()> {
+    pub(crate) fn ensure(&self, mut cargo: Command) -> Result<()> {
         let _lock = lock_dir(&self.root)?;
         match self.healthy() {
             Ok(()) => {
@@ -258,7 +270,7 @@ impl CargoTool {
 /// A program from the npm registry, installed with `npm install --prefix <repo>/.tools/npm` at
 /// one pinned version, run with the machine's Node.js.
 #[derive(Debug, Clone)]
-pub struct NpmTool {
+pub(crate) struct NpmTool {
     prefix: PathBuf,
     package: &'static str,
     version: &'static str,
@@ -267,7 +279,7 @@ pub struct NpmTool {
 impl NpmTool {
     /// Azurite 3.35.0, the Azure Storage emulator: the last 3.x release that runs on Node.js 20
     /// (3.36 and later need Node.js 21 or 22).
-    pub fn azurite(project: &Project) -> Self {
+    pub(crate) fn azurite(project: &Project) -> Self {
         Self {
             prefix: project.tools_dir().join("npm"),
             package: "azurite",
@@ -276,12 +288,12 @@ impl NpmTool {
     }
 
     /// A program the package installs (`node_modules/.bin/<name>`).
-    pub fn bin(&self, name: &str) -> PathBuf {
+    pub(crate) fn bin(&self, name: &str) -> PathBuf {
         self.prefix.join("node_modules").join(".bin").join(name)
     }
 
     /// Makes sure the pinned version is installed; installs it otherwise.
-    pub fn ensure(&self, binaries: &[&str]) -> Result<()> {
+    pub(crate) fn ensure(&self, binaries: &[&str]) -> Result<()> {
         let _lock = lock_dir(&self.prefix)?;
         let healthy = || -> Result<()> {
             let manifest = self

@@ -15,14 +15,14 @@ use resource_archive::{PackError, PackOptions};
 use resource_core::ResourceKind;
 
 /// The result of a test.
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A fixed modification time for the trees built here: 2023-11-14 22:13:20 UTC.
-pub const MTIME: i64 = 1_700_000_000;
+pub(crate) const MTIME: i64 = 1_700_000_000;
 
 /// One node of a tree to build.
 #[derive(Debug, Clone)]
-pub enum Node<'a> {
+pub(crate) enum Node<'a> {
     /// A directory with the given mode.
     Dir(u32),
     /// A file with the given mode and content.
@@ -35,7 +35,7 @@ pub enum Node<'a> {
 
 /// Creates `nodes` under `root` (parents first), then sets their modes and times to `mtime`,
 /// children before parents so that creating a child does not move its parent's time.
-pub fn build_tree(root: &Path, nodes: &[(&str, Node<'_>)], mtime: i64) -> io::Result<()> {
+pub(crate) fn build_tree(root: &Path, nodes: &[(&str, Node<'_>)], mtime: i64) -> io::Result<()> {
     for (path, node) in nodes {
         let path = root.join(path);
         match node {
@@ -61,7 +61,7 @@ pub fn build_tree(root: &Path, nodes: &[(&str, Node<'_>)], mtime: i64) -> io::Re
 
 /// `len` bytes of deterministic data: runs of a repeated byte mixed with noise, so deflate
 /// shrinks it but not to nothing.
-pub fn generated(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn generated(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
     (0..len)
         .map(|i| {
@@ -78,7 +78,7 @@ pub fn generated(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Plans and writes `path` into memory.
-pub fn pack_to_vec(
+pub(crate) fn pack_to_vec(
     path: &Path,
     kind: ResourceKind,
     options: &PackOptions,
@@ -92,7 +92,7 @@ pub fn pack_to_vec(
 /// Reads archives with Python's `zipfile` in one `python3` process: for each archive, runs
 /// `testzip()`, lists every entry (name, mode, DOS attributes, sizes, method, DOS time as Unix
 /// seconds, `UT` mtime, content in hex) and extracts it all into the matching destination.
-pub const PY_INSPECT: &str = r#"
+pub(crate) const PY_INSPECT: &str = r#"
 import calendar, json, struct, sys, zipfile
 
 def extended_mtime(extra):
@@ -128,7 +128,7 @@ print(json.dumps(results))
 "#;
 
 /// Runs `python3 -c script args…` and parses what it prints as JSON.
-pub fn python_json<S: AsRef<OsStr>>(
+pub(crate) fn python_json<S: AsRef<OsStr>>(
     script: &str,
     args: &[S],
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
@@ -150,7 +150,7 @@ pub fn python_json<S: AsRef<OsStr>>(
 
 /// What the `zip` crate reads of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZipCrateEntry {
+pub(crate) struct ZipCrateEntry {
     pub name: String,
     pub unix_mode: Option<u32>,
     pub is_dir: bool,
@@ -162,7 +162,7 @@ pub struct ZipCrateEntry {
 }
 
 /// Reads every entry of an archive with the `zip` crate, contents included (CRC checked).
-pub fn read_with_zip_crate(
+pub(crate) fn read_with_zip_crate(
     archive: &[u8],
 ) -> Result<Vec<ZipCrateEntry>, Box<dyn std::error::Error>> {
     let mut zip = zip::ZipArchive::new(Cursor::new(archive))?;
@@ -190,18 +190,18 @@ pub fn read_with_zip_crate(
 }
 
 /// Reads a little-endian u16 at `at`.
-pub fn le16(bytes: &[u8], at: usize) -> u16 {
+pub(crate) fn le16(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
 
 /// Reads a little-endian u32 at `at`.
-pub fn le32(bytes: &[u8], at: usize) -> u32 {
+pub(crate) fn le32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
 /// A generated tree node, for property tests.
 #[derive(Debug, Clone)]
-pub enum GenNode {
+pub(crate) enum GenNode {
     /// A file.
     File {
         /// Its content.
@@ -223,14 +223,14 @@ pub enum GenNode {
 }
 
 /// Names with spaces, dots, dashes and non-ASCII letters, never `.` or `..`.
-pub fn gen_name() -> impl proptest::strategy::Strategy<Value = String> {
+pub(crate) fn gen_name() -> impl proptest::strategy::Strategy<Value = String> {
     use proptest::strategy::Strategy;
     "[a-zA-Z0-9 _.é漢字-]{1,10}".prop_filter("not . or ..", |name| name != "." && name != "..")
 }
 
 /// The children of a generated directory: files with various modes (exec bits, setuid, read
 /// only) and directories, possibly empty, up to a few levels deep.
-pub fn gen_children()
+pub(crate) fn gen_children()
 -> impl proptest::strategy::Strategy<Value = std::collections::BTreeMap<String, GenNode>> {
     use proptest::prelude::*;
     let mtime = 0i64..2_000_000_000;
@@ -267,7 +267,7 @@ pub fn gen_children()
 
 /// Creates a generated tree under the existing directory `root`, visiting names in ascending or
 /// descending order, then sets modes and times (children before parents).
-pub fn create_generated(
+pub(crate) fn create_generated(
     root: &Path,
     children: &std::collections::BTreeMap<String, GenNode>,
     descending: bool,
@@ -308,7 +308,7 @@ pub fn create_generated(
 
 /// What the archive of a generated tree must list: `(name, unix mode, mtime)` sorted by the
 /// bytes of the names, with special bits stripped.
-pub fn expected_entries(
+pub(crate) fn expected_entries(
     children: &std::collections::BTreeMap<String, GenNode>,
 ) -> Vec<(String, u32, i64)> {
     fn collect(

@@ -11,12 +11,12 @@ use std::sync::OnceLock;
 use resource_modules::env::find_on_path;
 use resource_modules::{FactsCache, InterpreterChoice, PythonEnv};
 
-pub type TestResult<T = ()> = Result<T, Box<dyn Error>>;
+pub(crate) type TestResult<T = ()> = Result<T, Box<dyn Error>>;
 
 /// The environment the tests hand the interpreter: enough to start it (a `pyenv` shim needs
 /// `PATH`), and nothing that would make results depend on the caller (`VIRTUAL_ENV`,
 /// `PYTHONPATH`).
-pub fn test_env() -> PythonEnv {
+pub(crate) fn test_env() -> PythonEnv {
     PythonEnv::from_vars(|name| match name {
         "PATH" | "HOME" | "PYENV_ROOT" | "PYENV_VERSION" | "LANG" => std::env::var(name).ok(),
         _ => None,
@@ -24,25 +24,25 @@ pub fn test_env() -> PythonEnv {
 }
 
 /// `python3` on `PATH`. The tests need it: they fail, not skip, without it.
-pub fn base_python() -> TestResult<PathBuf> {
+pub(crate) fn base_python() -> TestResult<PathBuf> {
     let path = std::env::var("PATH").ok();
     find_on_path("python3", path.as_deref())
         .ok_or_else(|| "these tests need python3 on PATH, and there is none".into())
 }
 
-pub fn base_choice() -> TestResult<InterpreterChoice> {
+pub(crate) fn base_choice() -> TestResult<InterpreterChoice> {
     Ok(InterpreterChoice::new(&base_python()?, test_env()))
 }
 
 /// One in-memory facts cache per test binary, so each interpreter is asked once.
-pub fn shared_cache() -> FactsCache {
+pub(crate) fn shared_cache() -> FactsCache {
     static CACHE: OnceLock<FactsCache> = OnceLock::new();
     CACHE.get_or_init(FactsCache::in_memory).clone()
 }
 
 /// Writes `files` (relative paths; a trailing `/` makes a directory) under `root`, each file
 /// holding `pass`.
-pub fn write_tree(root: &Path, files: &[&str]) -> TestResult {
+pub(crate) fn write_tree(root: &Path, files: &[&str]) -> TestResult {
     for rel in files {
         let path = root.join(rel);
         if rel.ends_with('/') {
@@ -58,7 +58,7 @@ pub fn write_tree(root: &Path, files: &[&str]) -> TestResult {
 }
 
 /// Runs a command, failing with its output if it fails.
-pub fn run(command: &mut Command) -> TestResult<String> {
+pub(crate) fn run(command: &mut Command) -> TestResult<String> {
     let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
     if !output.status.success() {
         return Err(format!(
@@ -73,7 +73,7 @@ pub fn run(command: &mut Command) -> TestResult<String> {
 }
 
 /// A command with exactly the test environment.
-pub fn python_command(python: &Path) -> Command {
+pub(crate) fn python_command(python: &Path) -> Command {
     let mut command = Command::new(python);
     command.env_clear().envs(test_env().vars());
     command.env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
@@ -83,7 +83,11 @@ pub fn python_command(python: &Path) -> Command {
 
 /// Where Python itself finds `name` with `extra` first on `sys.path` (this imports the parent
 /// packages, which in these tests are our own files holding `pass`).
-pub fn python_find_spec_origin(python: &Path, extra: &Path, name: &str) -> TestResult<String> {
+pub(crate) fn python_find_spec_origin(
+    python: &Path,
+    extra: &Path,
+    name: &str,
+) -> TestResult<String> {
     let script = "import sys, importlib.util\n\
                   sys.path.insert(0, sys.argv[1])\n\
                   spec = importlib.util.find_spec(sys.argv[2])\n\
@@ -101,7 +105,7 @@ const FIXTURE_VERSION: u32 = 1;
 
 /// The shared virtualenv and the projects installed into it.
 #[derive(Debug)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub root: PathBuf,
     pub venv: PathBuf,
     pub python: PathBuf,
@@ -115,7 +119,7 @@ pub struct Fixture {
 }
 
 /// The fixture, built once per fixture version and shared by every test binary and run.
-pub fn fixture() -> TestResult<&'static Fixture> {
+pub(crate) fn fixture() -> TestResult<&'static Fixture> {
     static FIXTURE: OnceLock<Result<Fixture, String>> = OnceLock::new();
     FIXTURE
         .get_or_init(|| build_fixture().map_err(|e| e.to_string()))

@@ -16,7 +16,7 @@ use crate::run::{Measured, measure};
 
 /// One measured run.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Sample {
+pub(super) struct Sample {
     /// Wall time of the whole process, in seconds.
     pub wall_s: f64,
     /// The time the tool reports for the operation alone (Toil: without interpreter start-up,
@@ -30,7 +30,7 @@ pub struct Sample {
 
 impl Sample {
     /// The sample of one measured run, with the operation's own time if the tool reported it.
-    pub fn of(measured: &Measured, op_s: Option<f64>) -> Self {
+    pub(super) fn of(measured: &Measured, op_s: Option<f64>) -> Self {
         Self {
             wall_s: measured.wall.as_secs_f64(),
             op_s,
@@ -40,19 +40,19 @@ impl Sample {
     }
 
     /// The time compared against targets: the operation's own time if known, else wall time.
-    pub fn seconds(&self) -> f64 {
+    pub(super) fn seconds(&self) -> f64 {
         self.op_s.unwrap_or(self.wall_s)
     }
 }
 
 /// KiB to MiB for display.
-pub fn kib_to_mib(kib: u64) -> f64 {
+pub(super) fn kib_to_mib(kib: u64) -> f64 {
     // u64 → f64 is exact far beyond any RSS.
     kib as f64 / 1024.0
 }
 
 /// A tool that packs an input into an archive and unpacks it again.
-pub trait Contender {
+pub(super) trait Contender {
     /// Name in the table and the JSON.
     fn name(&self) -> &'static str;
     /// Whether a failure should be reported as "not available" instead of failing the run
@@ -78,7 +78,7 @@ struct Registered {
 
 /// The fields of what `resource create --json` prints that the benchmarks use.
 #[derive(Debug, Clone)]
-pub struct CreatedResource {
+pub(super) struct CreatedResource {
     /// `pathHash`: the name the resource is stored under.
     pub path_hash: String,
     /// `url`: where workers fetch it (a `file:` URL, or a presigned one for object stores).
@@ -93,7 +93,7 @@ pub struct CreatedResource {
 
 impl CreatedResource {
     /// Reads the one JSON object `resource create --json` printed on standard output.
-    pub fn parse(stdout: &str) -> Result<Self> {
+    pub(super) fn parse(stdout: &str) -> Result<Self> {
         let json: Value = serde_json::from_str(stdout.trim()).with_context(|| {
             format!("`resource create --json` printed no JSON object: {stdout:?}")
         })?;
@@ -116,14 +116,14 @@ impl CreatedResource {
 /// Ours: `resource create INPUT --store DIR --json`, then `resource download INPUT --root ROOT`
 /// in an environment holding only `JTRES_ROOT` and the created variable.
 #[derive(Debug)]
-pub struct Ours {
+pub(super) struct Ours {
     binary: PathBuf,
     registered: Option<Registered>,
 }
 
 impl Ours {
     /// Ours, run from the release binary at `binary`.
-    pub fn new(binary: PathBuf) -> Self {
+    pub(super) fn new(binary: PathBuf) -> Self {
         Self {
             binary,
             registered: None,
@@ -202,7 +202,7 @@ fn file_url_path(url: &str) -> Option<PathBuf> {
 
 /// Toil 9.6's own implementation with a real `FileJobStore`, through `xtask/bench/toil_driver.py`.
 #[derive(Debug)]
-pub struct Toil {
+pub(super) struct Toil {
     python: PathBuf,
     driver: PathBuf,
     registered: Option<Registered>,
@@ -210,7 +210,7 @@ pub struct Toil {
 
 impl Toil {
     /// Toil run by `python` (the test venv's) through the driver script at `driver`.
-    pub fn new(python: PathBuf, driver: PathBuf) -> Self {
+    pub(super) fn new(python: PathBuf, driver: PathBuf) -> Self {
         Self {
             python,
             driver,
@@ -290,7 +290,7 @@ impl Contender for Toil {
 
 /// `tar cf` / `tar xf`.
 #[derive(Debug, Default)]
-pub struct Tar {
+pub(super) struct Tar {
     archive: Option<PathBuf>,
 }
 
@@ -334,7 +334,7 @@ impl Contender for Tar {
 
 /// `zip -r -0 -q` / `unzip -q`: a stored (uncompressed) zip like ours by default.
 #[derive(Debug, Default)]
-pub struct Zip {
+pub(super) struct Zip {
     archive: Option<PathBuf>,
 }
 
@@ -375,7 +375,7 @@ impl Contender for Zip {
 }
 
 /// `md5sum ARCHIVE`: the floor every create and download is compared with.
-pub fn md5sum(archive: &Path) -> Result<Sample> {
+pub(super) fn md5sum(archive: &Path) -> Result<Sample> {
     let measured = measure(Command::new("md5sum").arg(archive))?;
     Ok(Sample::of(&measured, None))
 }

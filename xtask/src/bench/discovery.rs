@@ -19,7 +19,7 @@ const WARM_MS: f64 = 5.0;
 const SCAN_MS: f64 = 50.0;
 
 /// Runs the section; failures become "not available".
-pub fn run(project: &Project, runs: usize) -> Section {
+pub(super) fn run(project: &Project, runs: usize) -> Section {
     measure(project, runs).unwrap_or_else(|error| Section::unavailable(TITLE, &error))
 }
 

@@ -24,7 +24,7 @@ const SIXTEEN_VS_ONE: f64 = 1.3;
 const PROCESSES: usize = 16;
 
 /// Runs the section; failures become "not available".
-pub fn run(
+pub(super) fn run(
     ours: &Result<PathBuf, String>,
     bench_root: &Path,
     work: &Path,

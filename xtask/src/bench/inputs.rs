@@ -29,12 +29,12 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 /// The names `--only` accepts, in run order.
-pub const NAMES: [&str; 3] = ["tree_large", "pkg_small", "site_packages"];
+pub(super) const NAMES: [&str; 3] = ["tree_large", "pkg_small", "site_packages"];
 
 /// How a resource is shipped: the `--kind` of `resource create` and Toil's class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(super) enum Kind {
     /// A directory (`DirectoryResource`).
     Dir,
     /// A virtualenv's `site-packages` (`VirtualEnvResource`).
@@ -43,7 +43,7 @@ pub enum Kind {
 
 impl Kind {
     /// The value of `--kind` for both `resource create` and the Toil driver.
-    pub fn flag(self) -> &'static str {
+    pub(super) fn flag(self) -> &'static str {
         match self {
             Kind::Dir => "dir",
             Kind::Venv => "venv",
@@ -53,7 +53,7 @@ impl Kind {
 
 /// One prepared input.
 #[derive(Debug, Clone)]
-pub struct Input {
+pub(super) struct Input {
     /// One of [`NAMES`].
     pub name: &'static str,
     /// The directory to ship.
@@ -68,14 +68,14 @@ pub struct Input {
 
 impl Input {
     /// The directory holding `path` (where `tar -C` and `zip` start).
-    pub fn parent(&self) -> Result<&Path> {
+    pub(super) fn parent(&self) -> Result<&Path> {
         self.path
             .parent()
             .with_context(|| format!("{} has no parent", self.path.display()))
     }
 
     /// The base name of `path`.
-    pub fn base_name(&self) -> Result<&std::ffi::OsStr> {
+    pub(super) fn base_name(&self) -> Result<&std::ffi::OsStr> {
         self.path
             .file_name()
             .with_context(|| format!("{} has no base name", self.path.display()))
@@ -83,7 +83,12 @@ impl Input {
 }
 
 /// Makes (or reuses) input `name` under `dir`.
-pub fn prepare(project: &Project, name: &'static str, quick: bool, dir: &Path) -> Result<Input> {
+pub(super) fn prepare(
+    project: &Project,
+    name: &'static str,
+    quick: bool,
+    dir: &Path,
+) -> Result<Input> {
     let scale = if quick { 10 } else { 1 };
     let (path, kind, recipe) = match name {
         "tree_large" => (
@@ -145,7 +150,7 @@ pub fn prepare(project: &Project, name: &'static str, quick: bool, dir: &Path) -
 }
 
 /// Files and symlinks under `dir` and their total size (symlinks are not followed).
-pub fn count_files(dir: &Path) -> Result<(u64, u64)> {
+pub(super) fn count_files(dir: &Path) -> Result<(u64, u64)> {
     let mut files = 0;
     let mut bytes = 0;
     let mut pending = vec![dir.to_path_buf()];

@@ -2,18 +2,18 @@
 
 /// SplitMix64: tiny, fast, and good enough for test data (not for anything secret).
 #[derive(Debug, Clone)]
-pub struct SplitMix64 {
+pub(super) struct SplitMix64 {
     state: u64,
 }
 
 impl SplitMix64 {
     /// A generator whose whole output is determined by `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -22,19 +22,19 @@ impl SplitMix64 {
     }
 
     /// A number in `low..=high` (the modulo bias is irrelevant for test data).
-    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+    pub(super) fn between(&mut self, low: u64, high: u64) -> u64 {
         let span = high.saturating_sub(low).saturating_add(1);
         low + self.next_u64() % span
     }
 
     /// An index below `len` (which must not be zero).
-    pub fn index(&mut self, len: usize) -> usize {
+    pub(super) fn index(&mut self, len: usize) -> usize {
         let len = u64::try_from(len).unwrap_or(u64::MAX).max(1);
         usize::try_from(self.next_u64() % len).unwrap_or(0)
     }
 
     /// Fills `buffer` with random bytes.
-    pub fn fill(&mut self, buffer: &mut [u8]) {
+    pub(super) fn fill(&mut self, buffer: &mut [u8]) {
         let mut chunks = buffer.chunks_exact_mut(8);
         for chunk in &mut chunks {
             chunk.copy_from_slice(&self.next_u64().to_le_bytes());

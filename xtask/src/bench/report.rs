@@ -22,7 +22,7 @@ const PEAK_RSS_MIB: f64 = 64.0;
 
 /// Everything one `cargo xtask bench` measured.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(super) struct Report {
     /// Whether `--quick` was given.
     pub quick: bool,
     /// Measured runs per input and tool (after one warm-up).
@@ -36,7 +36,7 @@ pub struct Report {
 
 impl Report {
     /// An empty report.
-    pub fn new(quick: bool, runs: usize, rss_floor_mib: f64) -> Self {
+    pub(super) fn new(quick: bool, runs: usize, rss_floor_mib: f64) -> Self {
         Self {
             quick,
             runs,
@@ -46,7 +46,7 @@ impl Report {
     }
 
     /// Prints the table of medians, then ratios and targets.
-    pub fn print(&self) {
+    pub(super) fn print(&self) {
         crate::run::header(&format!(
             "medians of {} runs (seconds; peak RSS in MiB is the maximum over runs)",
             self.runs
@@ -69,7 +69,7 @@ impl Report {
     }
 
     /// Writes the report as pretty JSON, making the directory if needed.
-    pub fn write_json(&self, path: &Path) -> Result<()> {
+    pub(super) fn write_json(&self, path: &Path) -> Result<()> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -81,7 +81,7 @@ impl Report {
 
 /// Samples of one measurement and their summary.
 #[derive(Debug, Clone, Serialize)]
-pub struct Series {
+pub(super) struct Series {
     /// Median of [`Sample::seconds`].
     pub median_s: Option<f64>,
     /// Median wall time of the whole process.
@@ -94,7 +94,7 @@ pub struct Series {
 
 impl Series {
     /// Summarises `samples`.
-    pub fn new(samples: Vec<Sample>) -> Self {
+    pub(super) fn new(samples: Vec<Sample>) -> Self {
         Self {
             median_s: median(samples.iter().map(Sample::seconds).collect()),
             median_wall_s: median(samples.iter().map(|s| s.wall_s).collect()),
@@ -105,7 +105,7 @@ impl Series {
 }
 
 /// The median of `values` (the mean of the middle two for an even count); `None` when empty.
-pub fn median(mut values: Vec<f64>) -> Option<f64> {
+pub(super) fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     match values.len() {
@@ -117,7 +117,7 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
 
 /// One tool on one input.
 #[derive(Debug, Serialize)]
-pub struct ToolResult {
+pub(super) struct ToolResult {
     /// The tool's name.
     pub name: &'static str,
     /// Why it was not measured, if it was not.
@@ -130,7 +130,7 @@ pub struct ToolResult {
 
 impl ToolResult {
     /// A tool that was measured.
-    pub fn measured(name: &'static str, create: Series, download: Series) -> Self {
+    pub(super) fn measured(name: &'static str, create: Series, download: Series) -> Self {
         Self {
             name,
             not_available: None,
@@ -140,7 +140,7 @@ impl ToolResult {
     }
 
     /// A tool that could not be measured, and why.
-    pub fn unavailable(name: &'static str, reason: &str) -> Self {
+    pub(super) fn unavailable(name: &'static str, reason: &str) -> Self {
         Self {
             name,
             not_available: Some(reason.to_owned()),
@@ -152,7 +152,7 @@ impl ToolResult {
 
 /// `md5sum` of one archive: the floor for create and download.
 #[derive(Debug, Serialize)]
-pub struct Md5Result {
+pub(super) struct Md5Result {
     /// Whose archive was hashed (`ours`, or `zip` while ours is not available).
     pub archive_of: &'static str,
     /// Its size in bytes.
@@ -163,7 +163,7 @@ pub struct Md5Result {
 
 /// One checked target.
 #[derive(Debug, Serialize)]
-pub struct Target {
+pub(super) struct Target {
     /// What is compared, e.g. `create: ours / md5sum`.
     pub what: String,
     /// The measured ratio or value.
@@ -176,7 +176,7 @@ pub struct Target {
 
 /// Everything measured on one input.
 #[derive(Debug, Serialize)]
-pub struct InputResult {
+pub(super) struct InputResult {
     /// Input name.
     pub name: &'static str,
     /// The shipped directory.
@@ -197,7 +197,7 @@ pub struct InputResult {
 
 impl InputResult {
     /// A result for `input` with its `md5sum` measurements and no tools yet.
-    pub fn new(input: &Input, md5sum: Md5Result) -> Self {
+    pub(super) fn new(input: &Input, md5sum: Md5Result) -> Self {
         Self {
             name: input.name,
             path: input.path.display().to_string(),
@@ -217,7 +217,7 @@ impl InputResult {
     }
 
     /// Fills [`Self::targets`] from ours, md5sum and Toil (nothing when ours is missing).
-    pub fn check_targets(&mut self) {
+    pub(super) fn check_targets(&mut self) {
         let seconds = |series: Option<&Series>| series.and_then(|s| s.median_s);
         let Some(ours) = self.tool("ours") else {
             return;

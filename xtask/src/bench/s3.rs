@@ -49,7 +49,7 @@ const REGION: &str = "us-east-1";
 
 /// What the S3 sections need from the run.
 #[derive(Debug)]
-pub struct Setup<'a> {
+pub(super) struct Setup<'a> {
     /// The repository.
     pub project: &'a Project,
     /// The test venv, which holds moto and boto3.
@@ -148,7 +148,7 @@ impl S3Account {
 
 /// Runs one section per server; whatever keeps a server from being measured makes its section
 /// "not available".
-pub fn run(setup: &Setup<'_>) -> Vec<Section> {
+pub(super) fn run(setup: &Setup<'_>) -> Vec<Section> {
     let binary_and_input = setup
         .ours
         .as_ref()

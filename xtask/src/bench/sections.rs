@@ -12,7 +12,7 @@ use super::report::Target;
 
 /// One measured value of a section.
 #[derive(Debug, Serialize)]
-pub struct Value {
+pub(super) struct Value {
     /// What was measured.
     pub what: String,
     /// The median (or count).
@@ -23,7 +23,7 @@ pub struct Value {
 
 /// One section of the report.
 #[derive(Debug, Serialize)]
-pub struct Section {
+pub(super) struct Section {
     /// Heading.
     pub title: &'static str,
     /// Why nothing was measured.
@@ -36,7 +36,7 @@ pub struct Section {
 
 impl Section {
     /// An empty section.
-    pub fn new(title: &'static str) -> Self {
+    pub(super) fn new(title: &'static str) -> Self {
         Self {
             title,
             not_available: None,
@@ -46,14 +46,14 @@ impl Section {
     }
 
     /// The section of a suite that failed with `error`.
-    pub fn unavailable(title: &'static str, error: &anyhow::Error) -> Self {
+    pub(super) fn unavailable(title: &'static str, error: &anyhow::Error) -> Self {
         let mut section = Self::new(title);
         section.not_available = Some(format!("not available: {error:#}"));
         section
     }
 
     /// Records a measured value.
-    pub fn value(&mut self, what: impl Into<String>, value: f64, unit: &'static str) {
+    pub(super) fn value(&mut self, what: impl Into<String>, value: f64, unit: &'static str) {
         self.values.push(Value {
             what: what.into(),
             value,
@@ -62,7 +62,7 @@ impl Section {
     }
 
     /// Records a target: `value <= limit`.
-    pub fn target(&mut self, what: impl Into<String>, value: f64, limit: f64) {
+    pub(super) fn target(&mut self, what: impl Into<String>, value: f64, limit: f64) {
         self.targets.push(Target {
             what: what.into(),
             value,
@@ -72,7 +72,7 @@ impl Section {
     }
 
     /// Prints the section.
-    pub fn print(&self) {
+    pub(super) fn print(&self) {
         println!("\n{}", self.title);
         if let Some(reason) = &self.not_available {
             println!("  {reason}");
@@ -94,7 +94,7 @@ impl Section {
 }
 
 /// Adds `sections` to the JSON object the report wrote at `path`, as `"sections"`.
-pub fn add_to_json(path: &Path, sections: &[Section]) -> Result<()> {
+pub(super) fn add_to_json(path: &Path, sections: &[Section]) -> Result<()> {
     let text =
         fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut json: serde_json::Value =

