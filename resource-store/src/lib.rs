@@ -53,7 +53,9 @@ pub use install::{InstallOptions, Installed, install};
 pub use localize::{LocalizeError, LocalizeOptions, Localized, localize};
 pub use locator::StoreLocator;
 pub use progress::Progress;
-pub use publish::{DryRun, PublishOptions, Published, dry_run, publish, refresh};
+pub use publish::{
+    DryRun, PublishOptions, Published, Written, dry_run, publish, refresh, write_content,
+};
 pub use source::ByteSource;
 pub use source::open::open_url;
 pub use store::JobStore;

@@ -251,6 +251,48 @@ pub fn dry_run(leader_path: &Path, options: &PublishOptions) -> Result<DryRun> {
     })
 }
 
+/// What [`write_content`] streamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The kind it was packed as.
+    pub kind: ResourceKind,
+    /// Its name.
+    pub name: String,
+    /// The path hash.
+    pub path_hash: PathHash,
+    /// How many bytes were written.
+    pub size: u64,
+    /// The content hash of the bytes written.
+    pub content_hash: ContentHash,
+}
+
+/// Streams what [`publish`] would store for `leader_path` into `out`, hashing it on the way, for
+/// job stores that are not ours (a Python job store's write stream, say). Everything is checked
+/// before the first byte is written.
+pub fn write_content(
+    leader_path: &Path,
+    options: &PublishOptions,
+    out: &mut dyn Write,
+) -> Result<Written> {
+    let kind = detect_kind(leader_path, options.kind)?;
+    let name = resource_name(leader_path)?;
+    let content = Content::prepare(leader_path, kind, &options.pack)?;
+    let mut hashing = HashingWriter::new(out);
+    let size = content.write(&mut hashing)?;
+    let (out, content_hash) = hashing
+        .finish()
+        .map_err(|error| StoreError::io(leader_path, error.into()))?;
+    out.flush()
+        .map_err(|source| StoreError::io(leader_path, source))?;
+    Ok(Written {
+        kind,
+        name,
+        path_hash: PathHash::of_path(leader_path),
+        size,
+        content_hash,
+    })
+}
+
 fn copy_file(path: &Path, out: &mut dyn Write) -> Result<u64> {
     let mut file = std::fs::File::open(path).map_err(|source| StoreError::io(path, source))?;
     let mut buffer = vec![0u8; READ_BUFFER_LEN];
