@@ -39,7 +39,7 @@ create_exception!(
 /// How much of a resource is buffered before it is handed to a Python job store's stream: the
 /// bound on the leader's memory for such stores. Resources smaller than this reach the stream
 /// in one `write`, as Toil's do.
-const PYTHON_WRITE_CHUNK: usize = 8 << 20;
+const PYTHON_WRITE_CHUNK: usize = 32 << 20;
 
 /// The tokio runtime of the process, started on first use.
 fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
@@ -248,7 +248,7 @@ impl Write for PythonStream {
 }
 
 /// Streams the content of `leader_path` (the file, or the archive of a directory) into the
-/// Python binary stream `stream`, in chunks of at most 8 MiB, without holding the GIL while it
+/// Python binary stream `stream`, in chunks of at most 32 MiB, without holding the GIL while it
 /// packs; returns (class name, name, pathHash, contentHash, size).
 #[pyfunction]
 #[pyo3(signature = (leader_path, stream, class_name=None, home=None))]

@@ -82,10 +82,10 @@ class Resource(namedtuple("Resource", ("name", "pathHash", "url", "contentHash")
         ``write_shared_file_stream`` and named by its ``getSharedPublicUrl``.
         """
         leaderPath = os.fspath(leaderPath)
-        if isinstance(jobStore, (str, os.PathLike)):
-            locator = os.fspath(jobStore)
-        else:
+        if hasattr(jobStore, "write_shared_file_stream"):
             locator = _native_locator(jobStore)
+        else:
+            locator = os.fspath(jobStore)
         if locator is not None:
             fields = _native.publish(locator, leaderPath, cls._className, _environment())
             return _from_fields(fields)
