@@ -18,6 +18,7 @@ mod bench;
 mod demo;
 mod project;
 mod proptest;
+mod pybindings;
 mod run;
 mod servers;
 mod test;

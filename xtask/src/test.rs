@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use crate::project::Project;
+use crate::pybindings;
 use crate::run::{describe, header, run_checked};
 use crate::servers::{self, Servers};
 use crate::tools::{CargoTool, Venv};
@@ -60,7 +61,7 @@ fn run_steps(
     timings: &mut Timings,
     cargo_test_args: &[String],
 ) -> Result<Tally> {
-    const STEPS: usize = 7;
+    const STEPS: usize = 8;
     if cargo_test_args.is_empty() {
         lint_steps(project, timings, STEPS)?;
     }
@@ -91,8 +92,19 @@ fn run_steps(
         println!("{name}={value}");
         test.env(name, value);
     }
-    let tally = timings.step(7, STEPS, &describe(&test), || cargo_tests(&mut test))?;
+    let mut tally = timings.step(7, STEPS, &describe(&test), || cargo_tests(&mut test))?;
     drop(running);
+    // The Python bindings: in the whole run, or when the chosen tests name their crate.
+    if cargo_test_args.is_empty() || cargo_test_args.iter().any(|arg| arg == "resource-py") {
+        let python = timings.step(
+            8,
+            STEPS,
+            "Python bindings: wheel, pytest, Toil's resourceTest with Toil's and ours",
+            || pybindings::run(project, &venv),
+        )?;
+        tally.passed += python.passed;
+        tally.failed += python.failed;
+    }
     Ok(tally)
 }
 

@@ -54,6 +54,11 @@ impl Venv {
         }
     }
 
+    /// The venv's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The venv's interpreter.
     pub(crate) fn python(&self) -> PathBuf {
         self.bin("python")

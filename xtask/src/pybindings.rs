@@ -1,0 +1,236 @@
+//! The Python bindings' part of `cargo xtask test`: build the `resource_rs` wheel with maturin,
+//! install it into `.tools/py`, run our pytest tests, then Toil's own `resourceTest.py` twice (with
+//! Toil's implementation, then with ours put under Toil) and print the outcomes side by side.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::project::Project;
+use crate::run::{describe, output_checked, run_checked};
+use crate::test::Tally;
+use crate::tools::Venv;
+
+/// The pytest module of Toil's that tests its `toil.resource`.
+const TOIL_RESOURCE_TEST: &str = "toil.test.src.resourceTest";
+
+/// Installs the pinned bindings requirements into the test venv, unless its stamp says they are.
+fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
+    let requirements = project.xtask_dir().join("requirements-bindings.txt");
+    let wanted = fs::read_to_string(&requirements)
+        .with_context(|| format!("cannot read {}", requirements.display()))?;
+    let stamp = venv.dir().join("xtask-bindings-stamp.txt");
+    let healthy = || {
+        output_checked(
+            Command::new(venv.python()).args(["-c", "import pytest, maturin, virtualenv"]),
+        )
+        .is_ok()
+    };
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && healthy() {
+        println!("{}: bindings requirements up to date", venv.dir().display());
+        return Ok(());
+    }
+    let mut pip = Command::new(venv.python());
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+        "-r",
+    ])
+    .arg(&requirements);
+    run_checked(&mut pip)?;
+    fs::write(&stamp, wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(())
+}
+
+/// Builds the wheel (debug profile: the tests need no optimisation, and it shares the build of
+/// `cargo test`) and installs it into the venv.
+fn build_and_install(project: &Project, venv: &Venv) -> Result<PathBuf> {
+    let out = project.target_dir().join("xtask").join("wheels");
+    if out.exists() {
+        fs::remove_dir_all(&out).with_context(|| format!("cannot remove {}", out.display()))?;
+    }
+    let mut maturin = Command::new(venv.bin("maturin"));
+    maturin
+        .current_dir(project.root())
+        .args([
+            "build",
+            "--quiet",
+            "--manifest-path",
+            "resource-py/Cargo.toml",
+            "--profile",
+            "dev",
+            // The wheel links the system's OpenSSL for MD5, as the binary does; it is not made
+            // portable (manylinux) by vendoring it, which only a release needs.
+            "--auditwheel",
+            "skip",
+            "--out",
+        ])
+        .arg(&out)
+        .env("PYO3_PYTHON", venv.python());
+    run_checked(&mut maturin)?;
+    let wheel = fs::read_dir(&out)
+        .with_context(|| format!("cannot list {}", out.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .with_context(|| format!("maturin left no wheel in {}", out.display()))?;
+    let mut pip = Command::new(venv.python());
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--no-deps",
+        "--force-reinstall",
+    ])
+    .arg(&wheel);
+    run_checked(&mut pip)?;
+    Ok(wheel)
+}
+
+/// `PATH` with the venv's `bin` first, and the directory of the interpreter Toil names as its
+/// `exactPython` (the Python its wheel was built with, which `testVirtualEnv` asks virtualenv
+/// for), when pyenv has it.
+fn test_path(venv: &Venv) -> Result<OsString> {
+    let exact = output_checked(Command::new(venv.python()).args([
+        "-c",
+        "from toil.version import exactPython; print(exactPython)",
+    ]))?;
+    let exact = exact.trim();
+    let mut dirs = vec![venv.bin("")];
+    let on_path = Command::new("sh")
+        .args(["-c", &format!("command -v {exact}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !on_path && let Some(dir) = pyenv_bin(exact.trim_start_matches("python")) {
+        dirs.push(dir);
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    Ok(std::env::join_paths(dirs)?)
+}
+
+/// The `bin` of pyenv's newest `X.Y.*` install, if pyenv is there.
+fn pyenv_bin(version: &str) -> Option<PathBuf> {
+    let root = output_checked(Command::new("pyenv").arg("root")).ok()?;
+    let versions = Path::new(root.trim()).join("versions");
+    let mut found: Vec<PathBuf> = fs::read_dir(versions)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(&format!("{version}.")))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|dir| dir.join("bin"))
+}
+
+/// Outcomes of one pytest run, by test id.
+type Outcomes = BTreeMap<String, String>;
+
+/// Runs pytest with `-rA` and reads every `PASSED id` / `FAILED id` / `ERROR id` line of its
+/// summary, printing its output as it is.
+fn pytest(venv: &Venv, path: &OsString, scratch: &Path, args: &[&str]) -> Result<Outcomes> {
+    let mut command = Command::new(venv.python());
+    command
+        .args(["-m", "pytest", "-rA", "-p", "no:cacheprovider"])
+        .args(args)
+        .current_dir(scratch)
+        .env("PATH", path)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("JTRES_ROOT");
+    println!("$ {}", describe(&command));
+    let output = command
+        .output()
+        .with_context(|| format!("cannot start `{}`", describe(&command)))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    let mut outcomes = Outcomes::new();
+    for line in stdout.lines() {
+        for outcome in ["PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS"] {
+            if let Some(rest) = line.strip_prefix(outcome).and_then(|r| r.strip_prefix(' ')) {
+                let id = rest.split(" - ").next().unwrap_or(rest).trim();
+                outcomes.insert(id.to_owned(), outcome.to_owned());
+            }
+        }
+    }
+    if outcomes.is_empty() {
+        bail!(
+            "`{}` reported no test (exit status {})",
+            describe(&command),
+            output.status
+        );
+    }
+    Ok(outcomes)
+}
+
+/// Builds and installs the wheel, runs our tests and Toil's resourceTest twice; the tally counts
+/// our tests, and each of Toil's tests run with ours installed, which fails when it passed with
+/// Toil's implementation and not with ours.
+pub(crate) fn run(project: &Project, venv: &Venv) -> Result<Tally> {
+    ensure_requirements(project, venv)?;
+    let wheel = build_and_install(project, venv)?;
+    println!("installed {}", wheel.display());
+    let path = test_path(venv)?;
+    let scratch = project.target_dir().join("xtask").join("pytest");
+    fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+    let tests = project.root().join("resource-py").join("tests");
+    let tests = tests.to_string_lossy().into_owned();
+
+    let mut tally = Tally::default();
+    let ours = pytest(venv, &path, &scratch, &["-q", &tests])?;
+    for outcome in ours.values() {
+        if outcome == "PASSED" {
+            tally.passed += 1;
+        } else if outcome != "SKIPPED" {
+            tally.failed += 1;
+        }
+    }
+
+    let with_toil = pytest(
+        venv,
+        &path,
+        &scratch,
+        &["-q", "--pyargs", TOIL_RESOURCE_TEST],
+    )?;
+    let with_ours = pytest(
+        venv,
+        &path,
+        &scratch,
+        &[
+            "-q",
+            "-p",
+            "resource_rs.toil_plugin",
+            "--pyargs",
+            TOIL_RESOURCE_TEST,
+        ],
+    )?;
+    println!("\n{TOIL_RESOURCE_TEST}, side by side:");
+    println!("{:<48} {:<8} {:<8}", "test", "Toil's", "ours");
+    let ids: std::collections::BTreeSet<&String> =
+        with_toil.keys().chain(with_ours.keys()).collect();
+    for id in ids {
+        let toil = with_toil.get(id).map_or("-", String::as_str);
+        let ours = with_ours.get(id).map_or("-", String::as_str);
+        println!("{id:<48} {toil:<8} {ours:<8}");
+        if ours == "PASSED" {
+            tally.passed += 1;
+        } else if toil == "PASSED" {
+            println!("  regression: passes with Toil's implementation, not with ours");
+            tally.failed += 1;
+        }
+    }
+    Ok(tally)
+}
