@@ -8,9 +8,14 @@ with its ``getSharedPublicUrl``, and the worker fetches URLs it does not fetch n
 of them once it has been replaced, through ``toil.resource.urlopen``.
 """
 
+import os
 import sys
 
 from . import _api
+
+# Set by install() for child processes (Toil's workers): the wheel's resource_rs_toil.pth
+# installs ours at their start when it is "1".
+CHILDREN_VARIABLE = "RESOURCE_RS_UNDER_TOIL"
 
 NAMES = (
     "Resource",
@@ -44,9 +49,13 @@ def _swap(replacements):
                 namespace[attribute] = replacement[1]
 
 
-def install():
+def install(children=True):
     """Put our classes under Toil: ``toil.resource``'s names, and every module that imported
-    them, now refer to ours. Idempotent; ``uninstall()`` puts Toil's back."""
+    them, now refer to ours. With ``children``, sets ``RESOURCE_RS_UNDER_TOIL=1`` so that child
+    processes of this interpreter's virtualenv (Toil's workers) start with ours installed.
+    Idempotent; ``uninstall()`` puts Toil's back."""
+    if children:
+        os.environ[CHILDREN_VARIABLE] = "1"
     if _originals:
         return
     import toil.resource as toil_resource
@@ -60,7 +69,8 @@ def install():
 
 
 def uninstall():
-    """Put Toil's own classes back where ``install()`` put ours."""
+    """Put Toil's own classes back where ``install()`` put ours, here and for children."""
+    os.environ.pop(CHILDREN_VARIABLE, None)
     if not _originals:
         return
     import toil.resource as toil_resource
