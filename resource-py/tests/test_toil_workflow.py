@@ -27,11 +27,11 @@ def where():
 
 
 def child(job, seen):
-    return seen + [dict(where(), job="child", user_module=type(job.userModule).__module__)]
+    return seen + [dict(where(), job="child", user_module=type(job.userFunctionModule).__module__)]
 
 
 def root(job):
-    seen = [dict(where(), job="root", user_module=type(job.userModule).__module__)]
+    seen = [dict(where(), job="root", user_module=type(job.userFunctionModule).__module__)]
     return job.addChildJobFn(child, seen).rv()
 '''
 
@@ -54,8 +54,9 @@ options.logLevel = "WARNING"
 options.clean = "always"
 with Toil(options) as toil:
     job = Job.wrapJobFn(root)
-    leader = {"job": "leader", "user_module": type(job.userModule).__module__,
-              "descriptor": list(job.userModule)}
+    # The module of the job function, as Toil's function wrapper describes it.
+    leader = {"job": "leader", "user_module": type(job.userFunctionModule).__module__,
+              "descriptor": list(job.userFunctionModule)}
     seen = toil.start(job)
 print(json.dumps({"leader": leader, "workers": seen}))
 '''
@@ -68,7 +69,11 @@ def test_toil_workflow_runs_with_ours_under_toil(tmp_path):
     (package / "jobs.py").write_text(textwrap.dedent(JOBS))
     driver = tmp_path / "src" / "run_flow.py"
     driver.write_text(textwrap.dedent(DRIVER))
-    env = dict(os.environ, PYTHONPATH=str(tmp_path / "src"), AWS_EC2_METADATA_DISABLED="true")
+    # Toil starts its workers as `_toil_worker`, from the virtualenv's bin.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = dict(
+        os.environ, PATH=path, PYTHONPATH=str(tmp_path / "src"), AWS_EC2_METADATA_DISABLED="true"
+    )
     env.pop("RESOURCE_RS_UNDER_TOIL", None)
     done = subprocess.run(
         [sys.executable, str(driver), str(tmp_path / "jobstore")],

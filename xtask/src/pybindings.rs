@@ -106,8 +106,9 @@ fn test_path(venv: &Venv) -> Result<OsString> {
     ]))?;
     let exact = exact.trim();
     let mut dirs = vec![venv.bin("")];
-    let on_path = Command::new("sh")
-        .args(["-c", &format!("command -v {exact}")])
+    // Run, not merely found: a pyenv shim is on PATH for every version, installed or not.
+    let on_path = Command::new(exact)
+        .args(["-c", "pass"])
         .output()
         .is_ok_and(|out| out.status.success());
     if !on_path && let Some(dir) = pyenv_bin(exact.trim_start_matches("python")) {
