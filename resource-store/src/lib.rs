@@ -57,4 +57,4 @@ pub use publish::{DryRun, PublishOptions, Published, dry_run, publish, refresh};
 pub use source::ByteSource;
 pub use source::open::open_url;
 pub use store::JobStore;
-pub use transfer::FetchPolicy;
+pub use transfer::{FetchPolicy, RangeChoice};
