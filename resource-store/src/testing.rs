@@ -1,5 +1,6 @@
-//! A small HTTP file server for tests and benchmarks: it serves a directory with range support,
-//! counts requests, and can answer the first requests with an error status.
+//! A small HTTP file server for tests and benchmarks: it serves a directory with range support
+//! (or, on demand, ignoring ranges as some servers do), counts requests and bytes, logs the range
+//! each request asked for, and can answer the first requests with an error status.
 //!
 //! Enabled by the `testing` feature; it listens on 127.0.0.1 only and stops when dropped. Also
 //! deterministic test data ([`noise`]).
@@ -82,6 +83,10 @@ impl RequestCounts {
 #[derive(Debug, Default)]
 struct Shared {
     counts: Mutex<HashMap<String, RequestCounts>>,
+    /// Per path, the `Range` header of each request in the order they came (`None`: no range).
+    ranges_asked: Mutex<HashMap<String, Vec<Option<String>>>>,
+    /// Whether `Range` headers are ignored: every answer is a 200 with the whole file.
+    ignore_ranges: AtomicBool,
     fail_next: AtomicU32,
     fail_status: AtomicU32,
     /// Milliseconds to wait before answering a request that asks for content.
@@ -136,6 +141,22 @@ impl HttpFileServer {
             .lock()
             .map(|counts| counts.get(&format!("/{name}")).copied().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// The `Range` header of each request for `name` so far, in the order they came (`None` for
+    /// a request without one).
+    pub fn ranges_asked(&self, name: &str) -> Vec<Option<String>> {
+        self.shared
+            .ranges_asked
+            .lock()
+            .map(|log| log.get(&format!("/{name}")).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Whether to ignore `Range` headers from now on, answering every request with a 200 and the
+    /// whole file, as some web servers do.
+    pub fn ignore_ranges(&self, ignore: bool) {
+        self.shared.ignore_ranges.store(ignore, Ordering::SeqCst);
     }
 
     /// Answers the next `count` requests with `status` instead of content.
@@ -209,7 +230,14 @@ fn handle(stream: TcpStream, dir: &Path, shared: &Shared) -> io::Result<()> {
         return respond(&mut out, 404, &[], b"not found");
     };
     let len = file.metadata()?.len();
-    let span = range.as_deref().and_then(|range| parse_range(range, len));
+    if let Ok(mut log) = shared.ranges_asked.lock() {
+        log.entry(path.clone()).or_default().push(range.clone());
+    }
+    let span = if shared.ignore_ranges.load(Ordering::SeqCst) {
+        None
+    } else {
+        range.as_deref().and_then(|range| parse_range(range, len))
+    };
     if let Ok(mut counts) = shared.counts.lock() {
         let entry = counts.entry(path).or_default();
         entry.requests += 1;
