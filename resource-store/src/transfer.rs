@@ -238,6 +238,10 @@ impl ResumingReader {
 
 impl Read for ResumingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Nothing is left to ask for: a request for it would be refused as out of range.
+        if self.pos >= self.end && self.inner.is_none() {
+            return Ok(0);
+        }
         loop {
             let inner = match &mut self.inner {
                 Some(inner) => inner,
@@ -520,8 +524,12 @@ impl ParallelRanges {
         Ok(this)
     }
 
-    /// One stream for what no range was asked for, read ahead from now on.
+    /// One stream for what no range was asked for, read ahead from now on; no stream when the
+    /// ranges asked for reach the end.
     fn rest_as_stream(&self) -> io::Result<Mode> {
+        if self.next_start >= self.len {
+            return Ok(Mode::Ranges);
+        }
         let rest = ResumingReader::from(
             Arc::clone(&self.source),
             self.next_start,
