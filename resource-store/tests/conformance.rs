@@ -243,7 +243,10 @@ fn a_small_create_on_s3s_fs_is_one_put_and_an_identical_one_uploads_nothing() ->
     let proxy = DelayProxy::start(upstream, ProxyOptions::default())?;
     let locator: StoreLocator = format!("s3://{bucket}/small-{}", std::process::id()).parse()?;
     let store = JobStore::open_with(&locator, &s3_config(&proxy.endpoint(), &key, &secret))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // A runtime that keeps running between calls: the store's pooled connections live on it, and
+    // the direct fetch below reuses them from the source's own runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let inputs = inputs()?;
