@@ -20,7 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::error::{Result, StoreError};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, Opening};
 
 /// What goes wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,20 @@ impl ByteSource for FaultySource {
 
     fn len(&self) -> Result<u64> {
         self.inner.len()
+    }
+
+    fn open_start(&self, want: u64) -> Result<Opening> {
+        let mut opening = None;
+        let body = self.open(0, || {
+            let inner = self.inner.open_start(want)?;
+            let Opening { body, .. } = opening.insert(inner);
+            Ok(std::mem::replace(body, Box::new(io::empty())))
+        })?;
+        let opening = opening.ok_or(StoreError::BrokenInvariant {
+            location: self.inner.location().to_owned(),
+            invariant: "an opened first request has an answer",
+        })?;
+        Ok(Opening { body, ..opening })
     }
 
     fn read_tail(&self, len: u64) -> Result<Vec<u8>> {

@@ -9,11 +9,11 @@
 //! source is fetched as several ranges at once, handed to the hash in order. Transient failures
 //! are resumed at the current offset, or retried; nothing wrong is ever installed.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use resource_archive::{ArchiveIndex, TailReadError, UnpackError, UnpackOptions};
 use resource_core::hash::HashingReader;
@@ -22,7 +22,7 @@ use resource_core::{ContentHash, Resource, ResourceKind};
 use crate::cache::{Cache, EntryLock};
 use crate::error::{Result, StoreError, from_io};
 use crate::progress::{Progress, ProgressReader};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, Opening};
 use crate::transfer::{FetchPolicy, fetch_stream, is_transient};
 
 /// Buffer size for writing a file resource.
@@ -140,7 +140,7 @@ fn fetch_with_retries(
     loop {
         attempt += 1;
         let temp = cache.temp_dir(&resource.content_hash)?;
-        let error = match fetch_into(resource, source, temp.path(), options) {
+        let error = match fetch_into(resource, source, temp.path(), cache.root(), options) {
             Ok(size) => {
                 if let Some(step) = before_rename {
                     step(temp.path()).map_err(|cause| StoreError::io(temp.path(), cause))?;
@@ -191,37 +191,107 @@ fn fetch_with_retries(
 }
 
 /// One attempt: stream, hash, and write or unpack into `temp_dir`; returns the bytes installed.
+///
+/// The first request gives the size and the first bytes. A file streams on from there. An archive
+/// whose first answer holds it whole (a small one, or any from a server that ignores ranges) is
+/// hashed into memory (or, when large, a temporary file beside the cache's entries) and unpacked
+/// from there: no second request. Otherwise its tail (the central directory) and the rest are
+/// asked for at once, while the first range arrives.
 fn fetch_into(
     resource: &Resource,
     source: &Arc<dyn ByteSource>,
     temp_dir: &Path,
+    spool_dir: &Path,
     options: &InstallOptions,
 ) -> Result<u64> {
     let location = source.location().to_owned();
-    let len = source.len()?;
-    let index = match resource.kind {
-        ResourceKind::File => None,
-        _ => Some(read_index(source.as_ref(), len)?),
+    let policy = &options.fetch;
+    let asked = Instant::now();
+    let opening = source.open_start(policy.first_request_len.max(1))?;
+    let len = opening.len;
+    let archive = resource.kind != ResourceKind::File;
+    let collect_whole =
+        archive && opening.is_whole() && !source_reads_tail_cheaply(&opening, policy);
+    let tail = if archive && !collect_whole {
+        Some(spawn_index_read(source, len)?)
+    } else {
+        None
     };
-    let stream = fetch_stream(source, len, &options.fetch)
+    let stream = fetch_stream(source, opening, asked, policy)
         .map_err(|cause| StoreError::io(&location, cause))?;
     let mut reader = HashingReader::new(ProgressReader {
         inner: stream,
         progress: options.progress.clone(),
     });
-    let size = match &index {
-        None => write_file(&mut reader, &temp_dir.join(&resource.name), &location)?,
-        Some(index) => {
-            let summary = resource_archive::unpack(index, &mut reader, temp_dir, &options.unpack)
-                .map_err(|source| unpack_error(source, &location))?;
-            summary.bytes
-        }
+    let size = if !archive {
+        let target = temp_dir.join(&resource.name);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(|cause| StoreError::io(&target, cause))?;
+        copy_stream(&mut reader, &mut out, &target, &location)?
+    } else if let Some(tail) = tail {
+        let index = tail.join().map_err(|_| StoreError::ThreadDied {
+            url: location.clone(),
+            thread: "the thread reading the archive's tail",
+        })??;
+        let summary = resource_archive::unpack(&index, &mut reader, temp_dir, &options.unpack)
+            .map_err(|source| unpack_error(source, &location))?;
+        summary.bytes
+    } else if len <= policy.first_request_len {
+        let mut whole = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        copy_stream(&mut reader, &mut whole, Path::new(&location), &location)?;
+        unpack_whole(io::Cursor::new(whole), temp_dir, &location, options)?
+    } else {
+        let mut spool =
+            tempfile::tempfile_in(spool_dir).map_err(|cause| StoreError::io(spool_dir, cause))?;
+        copy_stream(&mut reader, &mut spool, spool_dir, &location)?;
+        unpack_whole(spool, temp_dir, &location, options)?
     };
     let (_, actual) = reader
         .finish()
         .map_err(|error| StoreError::io(&location, error.into()))?;
     check_hash(&resource.content_hash, actual, &location)?;
     Ok(size)
+}
+
+/// Whether, with the whole archive in the first answer, its tail is still best read on its own
+/// (a large local file, whose tail costs no request) rather than collected with the rest.
+fn source_reads_tail_cheaply(opening: &Opening, policy: &FetchPolicy) -> bool {
+    opening.ranged && opening.len > policy.first_request_len
+}
+
+/// Reads the archive's central directory from its tail, in a thread of its own, so that the
+/// request goes out beside the first range's body and the ranges after it.
+fn spawn_index_read(
+    source: &Arc<dyn ByteSource>,
+    len: u64,
+) -> Result<thread::JoinHandle<Result<ArchiveIndex>>> {
+    let location = source.location().to_owned();
+    let source = Arc::clone(source);
+    thread::Builder::new()
+        .name("resource-tail".into())
+        .spawn(move || read_index(source.as_ref(), len))
+        .map_err(|cause| StoreError::io(location, cause))
+}
+
+/// Unpacks a whole archive held in `archive` (memory or a temporary file) into `temp_dir`;
+/// returns the bytes installed.
+fn unpack_whole(
+    mut archive: impl Read + Seek,
+    temp_dir: &Path,
+    location: &str,
+    options: &InstallOptions,
+) -> Result<u64> {
+    let index =
+        ArchiveIndex::read_from(&mut archive).map_err(|source| unpack_error(source, location))?;
+    archive
+        .seek(SeekFrom::Start(0))
+        .map_err(|cause| StoreError::io(location, cause))?;
+    let summary = resource_archive::unpack(&index, archive, temp_dir, &options.unpack)
+        .map_err(|source| unpack_error(source, location))?;
+    Ok(summary.bytes)
 }
 
 fn check_hash(expected: &ContentHash, actual: ContentHash, location: &str) -> Result<()> {
@@ -254,12 +324,13 @@ fn read_index(source: &dyn ByteSource, len: u64) -> Result<ArchiveIndex> {
     })
 }
 
-fn write_file(reader: &mut impl Read, target: &Path, location: &str) -> Result<u64> {
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(target)
-        .map_err(|cause| StoreError::io(target, cause))?;
+/// Copies `reader` to `out` (named `target` in messages); returns the bytes copied.
+fn copy_stream(
+    reader: &mut impl Read,
+    out: &mut impl Write,
+    target: &Path,
+    location: &str,
+) -> Result<u64> {
     let mut buffer = vec![0u8; COPY_BUFFER_LEN];
     let mut total = 0u64;
     loop {

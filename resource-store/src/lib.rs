@@ -59,4 +59,4 @@ pub use publish::{
 pub use source::ByteSource;
 pub use source::open::open_url;
 pub use store::JobStore;
-pub use transfer::FetchPolicy;
+pub use transfer::{FetchPolicy, RangeChoice};

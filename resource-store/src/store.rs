@@ -2,7 +2,14 @@
 //!
 //! Every backend goes through [`object_store`], so local disk, memory and (later) S3, GCS and Azure
 //! share one code path: a streaming, atomic upload of the resource under its shared name (the path
-//! hash), a small record of its content hash beside it, and a URL for workers.
+//! hash), its content hash kept with it, and a URL for workers.
+//!
+//! An object shorter than one multipart part is stored with one `PUT` (atomic, and hashed on the
+//! way like any other). Where the store keeps object metadata (the cloud stores, memory), such an
+//! object carries its content hash and kind in it, so that a create costs a `HEAD` and a `PUT`, and
+//! an identical re-create the `HEAD` alone. Objects uploaded in parts, whose hash is known only
+//! once they are written, and every object of a directory store, have a small record file beside
+//! them instead.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -16,7 +23,10 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::signer::Signer;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    Attribute, AttributeValue, Attributes, GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutOptions, PutPayload, WriteMultipart,
+};
 use resource_core::hash::{ContentHasher, HashError};
 use resource_core::{ContentHash, ResourceKind};
 
@@ -35,6 +45,12 @@ const CHANNEL_DEPTH: usize = 4;
 const PART_LEN: usize = 5 << 20;
 /// Parts uploaded concurrently.
 const PART_CONCURRENCY: usize = 2;
+/// The object metadata that carries a resource's content hash, where the store has metadata.
+/// Letters only: Azure takes metadata names that are C# identifiers, and some proxies drop headers
+/// with underscores.
+const HASH_METADATA: &str = "resourcecontenthash";
+/// The object metadata that carries a resource's kind (`file`, `dir` or `venv`).
+const KIND_METADATA: &str = "resourcekind";
 
 /// Where shared files live inside a directory store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +117,8 @@ pub struct JobStore {
     shared_prefix: ObjectPath,
     local_shared_dir: Option<PathBuf>,
     direct_scheme: Option<(&'static str, String)>,
+    /// Whether objects carry metadata of ours (not on a directory store).
+    has_metadata: bool,
     config: StoreConfig,
 }
 
@@ -121,6 +139,9 @@ impl JobStore {
          -> Result<Self> {
             config.check_ttl()?;
             let scheme = locator.scheme().unwrap_or("s3");
+            // GCS keeps `x-goog-meta-*`, but the GCS server the tests write to (moto's XML API)
+            // drops it: GCS objects keep record files until that can be tested.
+            let has_metadata = scheme != "gs";
             Ok(Self {
                 objects,
                 signer: Some(signer),
@@ -128,6 +149,7 @@ impl JobStore {
                 shared_prefix: ObjectPath::from(prefix),
                 local_shared_dir: None,
                 direct_scheme: Some((scheme, bucket.to_owned())),
+                has_metadata,
                 config: config.clone(),
             })
         };
@@ -140,6 +162,7 @@ impl JobStore {
                 shared_prefix: ObjectPath::from("shared"),
                 local_shared_dir: None,
                 direct_scheme: None,
+                has_metadata: true,
                 config: config.clone(),
             }),
             StoreLocator::S3 {
@@ -191,6 +214,8 @@ impl JobStore {
             shared_prefix: ObjectPath::from(layout.prefix()),
             local_shared_dir: Some(shared_dir),
             direct_scheme: None,
+            // The local file system keeps no metadata: a record file beside each object.
+            has_metadata: false,
             config: config.clone(),
         })
     }
@@ -267,10 +292,37 @@ impl JobStore {
     }
 
     /// The recorded content hash of the shared file `name`, if the store holds it and the record
-    /// still describes the object (its entity tag and size match).
+    /// still describes the object: its own metadata where it has some (one `HEAD`), else the
+    /// record file beside it, if its entity tag and size match.
     pub async fn recorded(&self, name: &str) -> Result<Option<StoredRecord>> {
+        let object_path = self.shared_object(name);
+        let mut meta = None;
+        if self.has_metadata {
+            let head = GetOptions {
+                head: true,
+                ..GetOptions::default()
+            };
+            match self.objects.get_opts(&object_path, head).await {
+                Ok(result) => {
+                    if let Some(record) = record_in_metadata(&result.attributes, &result.meta) {
+                        return Ok(Some(record));
+                    }
+                    meta = Some(result.meta);
+                }
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(source) => return Err(self.store_error("inspect", &object_path)(source)),
+            }
+        }
         let record_path = self.record_object(name);
-        let record = match self.objects.get(&record_path).await {
+        // The record and the object's metadata are asked for at once: one round trip.
+        let head = async {
+            match meta {
+                Some(meta) => Ok(meta),
+                None => self.objects.head(&object_path).await,
+            }
+        };
+        let (record, meta) = futures::join!(self.objects.get(&record_path), head);
+        let record = match record {
             Ok(result) => result
                 .bytes()
                 .await
@@ -282,8 +334,7 @@ impl JobStore {
         let Ok(record) = serde_json::from_slice::<StoredRecord>(&record) else {
             return Ok(None);
         };
-        let object_path = self.shared_object(name);
-        let meta = match self.objects.head(&object_path).await {
+        let meta = match meta {
             Ok(meta) => meta,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(source) => return Err(self.store_error("inspect", &object_path)(source)),
@@ -297,9 +348,10 @@ impl JobStore {
     /// records its content hash beside it.
     ///
     /// `produce` runs on a blocking thread, MD5 on a second one, and the upload on the async
-    /// runtime, so reading, hashing and writing overlap. The object appears under its name only
-    /// when everything succeeded; on any failure the upload is aborted and nothing is left under
-    /// the name.
+    /// runtime, so reading, hashing and writing overlap. What ends before one part is filled is
+    /// stored with one `PUT`, with its hash in its metadata where the store has it. The object
+    /// appears under its name only when everything succeeded; on any failure the upload is aborted
+    /// and nothing is left under the name.
     pub async fn upload<T, F>(
         &self,
         name: &str,
@@ -324,6 +376,25 @@ impl JobStore {
         });
         let hasher = tokio::task::spawn_blocking(move || hash_and_forward(chunk_rx, upload_tx));
 
+        // The first part's worth decides: a stream that ends before it is one `PUT`.
+        let mut first = Vec::new();
+        let mut first_len = 0;
+        let mut ended = true;
+        while let Some(chunk) = upload_rx.recv().await {
+            first_len += chunk.len();
+            first.push(chunk);
+            if first_len >= PART_LEN {
+                ended = false;
+                break;
+            }
+        }
+        if ended {
+            let (value, (content_hash, size)) = join_stages(producer, hasher).await?;
+            return self
+                .put_whole(name, kind, first, value, content_hash, size)
+                .await;
+        }
+
         let upload = self
             .objects
             .put_multipart(&object_path)
@@ -331,6 +402,9 @@ impl JobStore {
             .map_err(self.store_error("start upload of", &object_path))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_LEN);
         let mut upload_failure = None;
+        for chunk in first {
+            writer.put(chunk);
+        }
         while let Some(chunk) = upload_rx.recv().await {
             if let Err(source) = writer.wait_for_capacity(PART_CONCURRENCY).await {
                 upload_failure = Some(source);
@@ -340,31 +414,15 @@ impl JobStore {
         }
         // Closing the receiver makes the hashing thread, and through it the producer, stop early.
         drop(upload_rx);
-        let produced = producer
-            .await
-            .map_err(|cause| StoreError::TaskFailed {
-                task: "produce the upload stream",
-                cause,
-            })
-            .and_then(|result| result);
-        let hashed = hasher
-            .await
-            .map_err(|cause| StoreError::TaskFailed {
-                task: "hash the upload stream",
-                cause,
-            })
-            .and_then(|result| result);
-
+        let joined = join_stages(producer, hasher).await;
         if let Some(source) = upload_failure {
             // The abort's own failure adds nothing useful to the first error.
             let _ = writer.abort().await;
             return Err(self.store_error("upload", &object_path)(source));
         }
-        let (value, (content_hash, size)) = match (produced, hashed) {
-            (Ok(value), Ok(hashed)) => (value, hashed),
-            // A hashing failure makes the producer fail too, with a bare broken pipe, so the
-            // hasher's error comes first; a producer failure leaves the hasher's result `Ok`.
-            (_, Err(error)) | (Err(error), _) => {
+        let (value, (content_hash, size)) = match joined {
+            Ok(joined) => joined,
+            Err(error) => {
                 let _ = writer.abort().await;
                 return Err(error);
             }
@@ -391,6 +449,61 @@ impl JobStore {
         })
     }
 
+    /// Stores `chunks`, the whole object, with one `PUT`: with its hash and kind in its metadata
+    /// where the store has metadata, else followed by its record file.
+    async fn put_whole<T>(
+        &self,
+        name: &str,
+        kind: ResourceKind,
+        chunks: Vec<Bytes>,
+        value: T,
+        content_hash: ContentHash,
+        size: u64,
+    ) -> Result<Uploaded<T>> {
+        let object_path = self.shared_object(name);
+        let attributes = if self.has_metadata {
+            Attributes::from_iter([
+                (
+                    Attribute::Metadata(HASH_METADATA.into()),
+                    AttributeValue::from(content_hash.to_string()),
+                ),
+                (
+                    Attribute::Metadata(KIND_METADATA.into()),
+                    AttributeValue::from(kind.short_name()),
+                ),
+            ])
+        } else {
+            Attributes::new()
+        };
+        let options = PutOptions {
+            attributes,
+            ..PutOptions::default()
+        };
+        let put = self
+            .objects
+            .put_opts(&object_path, PutPayload::from_iter(chunks), options)
+            .await
+            .map_err(self.store_error("upload", &object_path))?;
+        if !self.has_metadata {
+            self.write_record(
+                name,
+                &StoredRecord {
+                    kind: kind.short_name().into(),
+                    content_hash: content_hash.clone(),
+                    size,
+                    e_tag: put.e_tag.clone(),
+                },
+            )
+            .await?;
+        }
+        Ok(Uploaded {
+            value,
+            content_hash,
+            size,
+            e_tag: put.e_tag,
+        })
+    }
+
     async fn write_record(&self, name: &str, record: &StoredRecord) -> Result<()> {
         let record_path = self.record_object(name);
         let json = serde_json::to_vec(record).map_err(|cause| StoreError::RecordJson {
@@ -402,6 +515,47 @@ impl JobStore {
             .await
             .map_err(self.store_error("write", &record_path))?;
         Ok(())
+    }
+}
+
+/// The record that an object's metadata holds, if it holds one of ours.
+fn record_in_metadata(attributes: &Attributes, meta: &ObjectMeta) -> Option<StoredRecord> {
+    let value = |key: &'static str| attributes.get(&Attribute::Metadata(key.into()));
+    let content_hash = value(HASH_METADATA)?.as_ref().parse().ok()?;
+    let kind = value(KIND_METADATA)?.as_ref().to_owned();
+    Some(StoredRecord {
+        kind,
+        content_hash,
+        size: meta.size,
+        e_tag: meta.e_tag.clone(),
+    })
+}
+
+/// Waits for the producer and the hasher of a stream that has ended: what the producer returned,
+/// and the hash and size of what it wrote.
+async fn join_stages<T>(
+    producer: tokio::task::JoinHandle<Result<T>>,
+    hasher: tokio::task::JoinHandle<Result<(ContentHash, u64)>>,
+) -> Result<(T, (ContentHash, u64))> {
+    let produced = producer
+        .await
+        .map_err(|cause| StoreError::TaskFailed {
+            task: "produce the upload stream",
+            cause,
+        })
+        .and_then(|result| result);
+    let hashed = hasher
+        .await
+        .map_err(|cause| StoreError::TaskFailed {
+            task: "hash the upload stream",
+            cause,
+        })
+        .and_then(|result| result);
+    match (produced, hashed) {
+        (Ok(value), Ok(hashed)) => Ok((value, hashed)),
+        // A hashing failure makes the producer fail too, with a bare broken pipe, so the
+        // hasher's error comes first; a producer failure leaves the hasher's result `Ok`.
+        (_, Err(error)) | (Err(error), _) => Err(error),
     }
 }
 

@@ -1,5 +1,6 @@
-//! A small HTTP file server for tests and benchmarks: it serves a directory with range support,
-//! counts requests, and can answer the first requests with an error status.
+//! A small HTTP file server for tests and benchmarks: it serves a directory with range support
+//! (or, on demand, ignoring ranges as some servers do), counts requests and bytes, logs the range
+//! each request asked for, and can answer the first requests with an error status.
 //!
 //! Enabled by the `testing` feature; it listens on 127.0.0.1 only and stops when dropped. Also
 //! deterministic test data ([`noise`]).
@@ -82,6 +83,10 @@ impl RequestCounts {
 #[derive(Debug, Default)]
 struct Shared {
     counts: Mutex<HashMap<String, RequestCounts>>,
+    /// Per path, the `Range` header of each request in the order they came (`None`: no range).
+    ranges_asked: Mutex<HashMap<String, Vec<Option<String>>>>,
+    /// Whether `Range` headers are ignored: every answer is a 200 with the whole file.
+    ignore_ranges: AtomicBool,
     fail_next: AtomicU32,
     fail_status: AtomicU32,
     /// Milliseconds to wait before answering a request that asks for content.
@@ -136,6 +141,22 @@ impl HttpFileServer {
             .lock()
             .map(|counts| counts.get(&format!("/{name}")).copied().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// The `Range` header of each request for `name` so far, in the order they came (`None` for
+    /// a request without one).
+    pub fn ranges_asked(&self, name: &str) -> Vec<Option<String>> {
+        self.shared
+            .ranges_asked
+            .lock()
+            .map(|log| log.get(&format!("/{name}")).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Whether to ignore `Range` headers from now on, answering every request with a 200 and the
+    /// whole file, as some web servers do.
+    pub fn ignore_ranges(&self, ignore: bool) {
+        self.shared.ignore_ranges.store(ignore, Ordering::SeqCst);
     }
 
     /// Answers the next `count` requests with `status` instead of content.
@@ -209,7 +230,14 @@ fn handle(stream: TcpStream, dir: &Path, shared: &Shared) -> io::Result<()> {
         return respond(&mut out, 404, &[], b"not found");
     };
     let len = file.metadata()?.len();
-    let span = range.as_deref().and_then(|range| parse_range(range, len));
+    if let Ok(mut log) = shared.ranges_asked.lock() {
+        log.entry(path.clone()).or_default().push(range.clone());
+    }
+    let span = if shared.ignore_ranges.load(Ordering::SeqCst) {
+        None
+    } else {
+        range.as_deref().and_then(|range| parse_range(range, len))
+    };
     if let Ok(mut counts) = shared.counts.lock() {
         let entry = counts.entry(path).or_default();
         entry.requests += 1;
@@ -326,4 +354,253 @@ fn respond(
     respond_head(out, status, &headers)?;
     out.write_all(body)?;
     out.flush()
+}
+
+/// How a [`DelayProxy`] treats the bytes it forwards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyOptions {
+    /// How long after it arrived each chunk is delivered, in each direction: half the round trip
+    /// it adds.
+    pub delay: Duration,
+    /// The most bytes per second each connection carries in each direction; 0 for no limit.
+    pub bytes_per_second: u64,
+}
+
+/// A request that went through a [`DelayProxy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedRequest {
+    /// `GET`, `PUT`, `HEAD`, …
+    pub method: String,
+    /// The target without its query.
+    pub path: String,
+    /// The query, if any (`uploads`, `partNumber=1&uploadId=…`).
+    pub query: Option<String>,
+    /// The body's length from `Content-Length` (0 without one).
+    pub body_len: u64,
+}
+
+#[derive(Debug, Default)]
+struct ProxyShared {
+    requests: Mutex<Vec<ProxiedRequest>>,
+    stopping: AtomicBool,
+    /// Set when a request body came chunked, which the request log cannot follow.
+    unparsed: AtomicBool,
+}
+
+/// A TCP proxy on 127.0.0.1 in front of an HTTP server, for tests and benchmarks: it delivers
+/// each chunk [`ProxyOptions::delay`] after it arrived, in order, in both directions (a round trip
+/// of latency in user space, as this kernel has no `netem`), optionally capped in bandwidth per
+/// connection, and logs the requests that pass. Stops accepting when dropped.
+#[derive(Debug)]
+pub struct DelayProxy {
+    addr: SocketAddr,
+    shared: Arc<ProxyShared>,
+}
+
+impl DelayProxy {
+    /// Starts a proxy to `upstream` on a free port of 127.0.0.1.
+    pub fn start(upstream: SocketAddr, options: ProxyOptions) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(ProxyShared::default());
+        let accepting = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("test-proxy".into())
+            .spawn(move || {
+                for client in listener.incoming() {
+                    if accepting.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(client) = client else { continue };
+                    let shared = Arc::clone(&accepting);
+                    let _ = thread::Builder::new().spawn(move || {
+                        let _ = proxy_connection(client, upstream, options, &shared);
+                    });
+                }
+            })?;
+        Ok(Self { addr, shared })
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, for endpoints and URLs.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The requests so far, in the order they came. Fails when a request body came chunked, after
+    /// which requests on that connection could not be told apart.
+    pub fn requests(&self) -> io::Result<Vec<ProxiedRequest>> {
+        if self.shared.unparsed.load(Ordering::SeqCst) {
+            return Err(io::Error::other(
+                "a request body came chunked: the proxy's request log is incomplete",
+            ));
+        }
+        Ok(self
+            .shared
+            .requests
+            .lock()
+            .map(|requests| requests.clone())
+            .unwrap_or_default())
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn proxy_connection(
+    client: TcpStream,
+    upstream: SocketAddr,
+    options: ProxyOptions,
+    shared: &Arc<ProxyShared>,
+) -> io::Result<()> {
+    let server = TcpStream::connect(upstream)?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    let upward = {
+        let (from, to) = (client.try_clone()?, server.try_clone()?);
+        let shared = Arc::clone(shared);
+        thread::Builder::new().spawn(move || {
+            let mut parser = RequestParser::default();
+            forward_delayed(from, to, options, |chunk| parser.feed(chunk, &shared))
+        })?
+    };
+    forward_delayed(server, client, options, |_| {})?;
+    let _ = upward.join();
+    Ok(())
+}
+
+/// Copies `from` to `to`, each chunk delivered `options.delay` after it arrived, paced to the
+/// bandwidth cap; `observe` sees each chunk as it arrives. Ends by shutting down `to`'s writing
+/// side when `from` ends.
+fn forward_delayed(
+    mut from: TcpStream,
+    to: TcpStream,
+    options: ProxyOptions,
+    mut observe: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    let (chunks, arrived) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let delivery = thread::Builder::new().spawn(move || -> io::Result<()> {
+        let mut to = to;
+        let started = Instant::now();
+        let mut sent = 0u64;
+        for (at, chunk) in arrived {
+            if let Some(wait) = (at + options.delay).checked_duration_since(Instant::now()) {
+                thread::sleep(wait);
+            }
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+            if options.bytes_per_second > 0 {
+                let due = Duration::from_secs_f64(sent as f64 / options.bytes_per_second as f64);
+                if let Some(early) = due.checked_sub(started.elapsed()) {
+                    thread::sleep(early);
+                }
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+        Ok(())
+    })?;
+    let mut buffer = vec![0u8; 64 << 10];
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        observe(&buffer[..read]);
+        if chunks
+            .send((Instant::now(), buffer[..read].to_vec()))
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(chunks);
+    delivery
+        .join()
+        .map_err(|_| io::Error::other("the delivery thread panicked"))?
+}
+
+/// Follows the requests in one connection's client-to-server bytes.
+#[derive(Debug, Default)]
+struct RequestParser {
+    head: Vec<u8>,
+    body_left: u64,
+    lost: bool,
+}
+
+impl RequestParser {
+    fn feed(&mut self, mut bytes: &[u8], shared: &ProxyShared) {
+        while !bytes.is_empty() && !self.lost {
+            if self.body_left > 0 {
+                let taken = usize::try_from(self.body_left)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                self.body_left -= taken as u64;
+                bytes = &bytes[taken..];
+                continue;
+            }
+            let searched_from = self.head.len().saturating_sub(3);
+            self.head.extend_from_slice(bytes);
+            bytes = &[];
+            let Some(end) = self.head[searched_from..]
+                .windows(4)
+                .position(|window| window == b"\r\n\r\n")
+                .map(|at| searched_from + at + 4)
+            else {
+                continue;
+            };
+            let rest = self.head.split_off(end);
+            let head = String::from_utf8_lossy(&self.head).into_owned();
+            self.head.clear();
+            let mut lines = head.split("\r\n");
+            let mut request_line = lines.next().unwrap_or_default().split_whitespace();
+            let method = request_line.next().unwrap_or_default().to_owned();
+            let target = request_line.next().unwrap_or_default();
+            let (path, query) = match target.split_once('?') {
+                Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+                None => (target.to_owned(), None),
+            };
+            let mut body_len = 0;
+            for line in lines {
+                let Some((name, value)) = line.split_once(':') else {
+                    continue;
+                };
+                let name = name.trim();
+                if name.eq_ignore_ascii_case("content-length") {
+                    body_len = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("transfer-encoding")
+                    && value.to_ascii_lowercase().contains("chunked")
+                {
+                    self.lost = true;
+                    shared.unparsed.store(true, Ordering::SeqCst);
+                }
+            }
+            if let Ok(mut requests) = shared.requests.lock() {
+                requests.push(ProxiedRequest {
+                    method,
+                    path,
+                    query,
+                    body_len,
+                });
+            }
+            self.body_left = body_len;
+            // What followed the head is the body, then the next request: fed again.
+            self.feed_rest(rest, shared);
+        }
+    }
+
+    fn feed_rest(&mut self, rest: Vec<u8>, shared: &ProxyShared) {
+        if !rest.is_empty() {
+            self.feed(&rest, shared);
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{StoreError, from_io, to_io};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, Opening};
 
 /// Bytes read from the source per chunk.
 const CHUNK_LEN: usize = 1 << 20;
@@ -39,6 +39,26 @@ pub struct FetchPolicy {
     /// Bytes per range; the memory held for ranges that arrived ahead of the reader is at most
     /// `parallel_ranges + 1` times this.
     pub range_len: u64,
+    /// Bytes asked for by a fetch's first request, which also gives the size: an object no
+    /// longer than this is fetched with that one request (and held in memory while it is read).
+    pub first_request_len: u64,
+    /// How to choose between parallel ranges and one stream for a source that honours ranges.
+    pub range_choice: RangeChoice,
+}
+
+/// How a fetch chooses between parallel ranges and one stream for a source that honours ranges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RangeChoice {
+    /// Time the first range and read parallel ranges only where they pay (see
+    /// [`FetchPolicy::parallel_ranges`]): the right choice on an unknown server, but one that
+    /// depends on timing, so a loaded machine may choose differently from run to run.
+    #[default]
+    Measure,
+    /// Always parallel ranges: the same requests every run, whatever the timing.
+    Ranges,
+    /// Always one stream.
+    OneStream,
 }
 
 impl Default for FetchPolicy {
@@ -50,40 +70,48 @@ impl Default for FetchPolicy {
             stall_timeout: Duration::from_secs(60),
             parallel_ranges: 4,
             range_len: 4 << 20,
+            // A few MB covers the resources most shipped (scripts, packages, small virtualenvs)
+            // with a little room for the archive's headers.
+            first_request_len: 8 << 20,
+            range_choice: RangeChoice::Measure,
         }
     }
 }
 
-impl FetchPolicy {
-    /// Whether `source`, `len` bytes long, is read as parallel ranges: when it gains from them
-    /// and holds more than one range.
-    fn reads_ranges_of(&self, source: &dyn ByteSource, len: u64) -> bool {
-        self.parallel_ranges > 1
-            && self.range_len > 0
-            && len > self.range_len
-            && source.gains_from_parallel_ranges()
-    }
-}
-
-/// The `len` bytes of `source` as one stream, resumed and watched for stalls underneath: fetched
-/// as parallel ranges where the source gains from them, else read ahead by one thread.
+/// The `len` bytes of `source` as one stream, resumed and watched for stalls underneath, going on
+/// from `opening`, the answer to the first request, asked for at `asked`: read ahead by one thread
+/// when it holds the whole object, else continued by parallel ranges where the source gains from
+/// them, or by one stream.
 pub(crate) fn fetch_stream(
     source: &Arc<dyn ByteSource>,
-    len: u64,
+    opening: Opening,
+    asked: Instant,
     policy: &FetchPolicy,
 ) -> io::Result<Box<dyn Read + Send>> {
-    if policy.reads_ranges_of(source.as_ref(), len) {
-        return Ok(Box::new(ParallelRanges::spawn(
-            Arc::clone(source),
-            len,
-            policy,
+    let whole = opening.is_whole();
+    let Opening {
+        len,
+        body,
+        body_len,
+        ..
+    } = opening;
+    if whole {
+        let resuming = ResumingReader::new(Arc::clone(source), len, policy).continuing(body);
+        return Ok(Box::new(ReadAhead::spawn(
+            resuming,
+            source.location(),
+            policy.stall_timeout,
         )?));
     }
-    let resuming = ResumingReader::new(Arc::clone(source), len, policy);
-    Ok(Box::new(ReadAhead::spawn(
-        resuming,
-        source.location(),
-        policy.stall_timeout,
+    Ok(Box::new(ParallelRanges::spawn(
+        Arc::clone(source),
+        FirstRange {
+            body,
+            end: body_len,
+            asked,
+        },
+        len,
+        policy,
     )?))
 }
 
@@ -153,6 +181,17 @@ impl ResumingReader {
         Self::reading(source, 0, len, false, policy)
     }
 
+    /// Reads the bytes from `start` to the end of the source, `len` bytes long.
+    fn from(source: Arc<dyn ByteSource>, start: u64, len: u64, policy: &FetchPolicy) -> Self {
+        Self::reading(source, start, len, false, policy)
+    }
+
+    /// Goes on with `stream`, opened already at the reader's start, before opening any.
+    fn continuing(mut self, stream: Box<dyn Read + Send>) -> Self {
+        self.inner = Some(stream);
+        self
+    }
+
     /// Reads the bytes from `start` up to `end`, exclusive.
     fn range(source: Arc<dyn ByteSource>, start: u64, end: u64, policy: &FetchPolicy) -> Self {
         Self::reading(source, start, end, true, policy)
@@ -199,6 +238,10 @@ impl ResumingReader {
 
 impl Read for ResumingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Nothing is left to ask for: a request for it would be refused as out of range.
+        if self.pos >= self.end && self.inner.is_none() {
+            return Ok(0);
+        }
         loop {
             let inner = match &mut self.inner {
                 Some(inner) => inner,
@@ -354,9 +397,14 @@ struct ArrivedRange {
     first_byte_after: Duration,
     /// From the first byte to the last: the cost of the bytes themselves.
     body_took: Duration,
-    /// For the first range, read as the start of one stream over the whole source: that stream,
-    /// positioned after the range, to go on with if ranges do not pay.
-    rest: Option<ResumingReader>,
+}
+
+/// The first range, answered by the first request: its body, where it ends, and when it was asked
+/// for.
+struct FirstRange {
+    body: Box<dyn Read + Send>,
+    end: u64,
+    asked: Instant,
 }
 
 impl ArrivedRange {
@@ -374,11 +422,11 @@ impl ArrivedRange {
 
 /// How a [`ParallelRanges`] reads past the first range.
 enum Mode {
-    /// Waiting for the first range, which decides between the two others.
-    Calibrating,
+    /// Ranges are asked for while the first one arrives; it decides whether more follow.
+    Measuring,
     /// Asking for the next range as each one is read.
     Ranges,
-    /// Reading the rest as the stream the first range began.
+    /// Reading the rest, after the ranges asked for, as one stream.
     Stream(ReadAhead),
 }
 
@@ -386,19 +434,21 @@ enum Mode {
 /// a thread of its own and each resumed on its own after a transient failure; the reader gets
 /// them in order.
 ///
-/// The first range is read as the start of one stream over the whole source, and timed: when a
-/// request costs the server more than ranges save (see [`ArrivedRange::favours_ranges`]), that
-/// stream goes on to the end, and no request is spent on finding out. At most `parallel_ranges`
-/// ranges are in flight or waiting ahead of the reader, so memory stays bounded whatever the
-/// source's length. A transfer is stalled when no thread has received a byte for `stall_timeout`;
-/// stalled threads are abandoned and end when their read returns.
+/// The first range is the body of the first request, which gave the size; the next ranges (or
+/// the one stream for the rest) are asked for while it arrives, never after it. Under
+/// [`RangeChoice::Measure`] the first range is timed: when a request costs the server more than
+/// ranges save (see [`ArrivedRange::favours_ranges`]), the ranges in flight are read and the rest
+/// comes as one stream. At most `parallel_ranges` ranges are in flight or waiting ahead of the
+/// reader, so memory stays bounded whatever the source's length. A transfer is stalled when no
+/// thread has received a byte for `stall_timeout`; stalled threads are abandoned and end when
+/// their read returns.
 struct ParallelRanges {
     source: Arc<dyn ByteSource>,
     policy: FetchPolicy,
     mode: Mode,
     /// The ranges asked for and not yet read, in order.
     pending: VecDeque<Receiver<io::Result<ArrivedRange>>>,
-    /// The fetching threads' queue, once ranges are chosen.
+    /// The fetching threads' queue, while ranges are asked for.
     jobs: Option<Sender<RangeJob>>,
     next_start: u64,
     len: u64,
@@ -410,46 +460,88 @@ struct ParallelRanges {
 }
 
 impl ParallelRanges {
-    /// Starts fetching the `len` bytes of `source`.
-    fn spawn(source: Arc<dyn ByteSource>, len: u64, policy: &FetchPolicy) -> io::Result<Self> {
+    /// Goes on fetching the `len` bytes of `source` from `first`, the first request's answer.
+    fn spawn(
+        source: Arc<dyn ByteSource>,
+        first: FirstRange,
+        len: u64,
+        policy: &FetchPolicy,
+    ) -> io::Result<Self> {
         let received = Arc::new(AtomicU64::new(0));
-        let first = 0..policy.range_len.max(1).min(len);
+        let first_end = first.end;
         let (reply, arrival) = sync_channel(1);
         {
             let source = Arc::clone(&source);
             let received = Arc::clone(&received);
             let policy = *policy;
-            let first = first.clone();
             thread::Builder::new()
                 .name("resource-range".into())
                 .spawn(move || {
                     let location = source.location().to_owned();
-                    let mut stream = ResumingReader::new(source, len, &policy);
-                    let result = read_timed(&mut stream, first, Vec::new(), &received, &location)
-                        .map(|arrived| ArrivedRange {
-                            rest: Some(stream),
-                            ..arrived
-                        });
+                    let mut reader =
+                        ResumingReader::range(source, 0, first.end, &policy).continuing(first.body);
+                    let result = read_timed(
+                        &mut reader,
+                        0..first.end,
+                        Vec::new(),
+                        &received,
+                        &location,
+                        first.asked,
+                    );
                     let _ = reply.send(result);
                 })?;
         }
-        let mut pending = VecDeque::with_capacity(policy.parallel_ranges);
+        let mut pending = VecDeque::with_capacity(policy.parallel_ranges.max(1));
         pending.push_back(arrival);
-        Ok(Self {
+        let ranges = policy.parallel_ranges > 1
+            && policy.range_len > 0
+            && source.gains_from_parallel_ranges()
+            && policy.range_choice != RangeChoice::OneStream;
+        let mut this = Self {
             location: source.location().to_owned(),
             source,
             policy: *policy,
-            mode: Mode::Calibrating,
+            mode: Mode::Ranges,
             pending,
             jobs: None,
-            next_start: first.end,
+            next_start: first_end,
             len,
             current: Vec::new(),
             consumed: 0,
             received,
-        })
+        };
+        if ranges {
+            if policy.range_choice == RangeChoice::Measure {
+                this.mode = Mode::Measuring;
+            }
+            this.start_fetching()?;
+            while this.pending.len() < this.policy.parallel_ranges && this.next_start < this.len {
+                this.ask_next(Vec::new());
+            }
+        } else {
+            this.mode = this.rest_as_stream()?;
+        }
+        Ok(this)
     }
 
+    /// One stream for what no range was asked for, read ahead from now on; no stream when the
+    /// ranges asked for reach the end.
+    fn rest_as_stream(&self) -> io::Result<Mode> {
+        if self.next_start >= self.len {
+            return Ok(Mode::Ranges);
+        }
+        let rest = ResumingReader::from(
+            Arc::clone(&self.source),
+            self.next_start,
+            self.len,
+            &self.policy,
+        );
+        Ok(Mode::Stream(ReadAhead::spawn(
+            rest,
+            &self.location,
+            self.policy.stall_timeout,
+        )?))
+    }
     /// Starts the threads that fetch ranges.
     fn start_fetching(&mut self) -> io::Result<()> {
         let (jobs, job_queue) = channel::<RangeJob>();
@@ -486,6 +578,7 @@ impl ParallelRanges {
                             buffer,
                             &received,
                             source.location(),
+                            Instant::now(),
                         );
                         let _ = reply.send(result);
                     }
@@ -545,40 +638,32 @@ impl ParallelRanges {
         }
     }
 
-    /// Decides, from the first range, how to read the rest.
-    fn calibrate(&mut self, first: &mut ArrivedRange) -> io::Result<()> {
-        let rest = first.rest.take();
-        match rest {
-            Some(rest) if !first.favours_ranges(self.policy.parallel_ranges) => {
-                let stream = ReadAhead::spawn(rest, &self.location, self.policy.stall_timeout)?;
-                self.mode = Mode::Stream(stream);
-            }
-            // The first stream is dropped, and its connection with it.
-            _ => {
-                self.mode = Mode::Ranges;
-                self.start_fetching()?;
-                while self.pending.len() < self.policy.parallel_ranges && self.next_start < self.len
-                {
-                    self.ask_next(Vec::new());
-                }
-            }
+    /// Decides, from the first range, how to read the rest: on with ranges, or, when they do not
+    /// pay, the ranges in flight and then one stream.
+    fn decide(&mut self, first: &ArrivedRange) -> io::Result<()> {
+        if first.favours_ranges(self.policy.parallel_ranges) {
+            self.mode = Mode::Ranges;
+        } else {
+            // The fetching threads end once the ranges queued already are fetched.
+            self.jobs = None;
+            self.mode = self.rest_as_stream()?;
         }
         Ok(())
     }
 }
 
 /// Reads `range` from `reader`, which stands at its start, into `buffer`, timing the first byte
-/// and the rest.
+/// (from `asked`, when the request went out) and the rest.
 fn read_timed(
     reader: &mut ResumingReader,
     range: std::ops::Range<u64>,
     mut buffer: Vec<u8>,
     received: &AtomicU64,
     location: &str,
+    asked: Instant,
 ) -> io::Result<ArrivedRange> {
     let want = usize::try_from(range.end - range.start)
         .map_err(|_| io::Error::other("a range does not fit in memory"))?;
-    let asked = Instant::now();
     let mut first_byte_after = None;
     buffer.clear();
     buffer.resize(want, 0);
@@ -608,7 +693,6 @@ fn read_timed(
         bytes: buffer,
         first_byte_after,
         body_took: took.saturating_sub(first_byte_after),
-        rest: None,
     })
 }
 
@@ -617,9 +701,9 @@ impl Read for ParallelRanges {
         if self.consumed == self.current.len() {
             match self.pending.pop_front() {
                 Some(arrival) => {
-                    let mut range = self.wait_for(&arrival)?;
-                    if let Mode::Calibrating = self.mode {
-                        self.calibrate(&mut range)?;
+                    let range = self.wait_for(&arrival)?;
+                    if let Mode::Measuring = self.mode {
+                        self.decide(&range)?;
                     }
                     let spent = std::mem::replace(&mut self.current, range.bytes);
                     self.consumed = 0;

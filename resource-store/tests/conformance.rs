@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use resource_core::{Resource, ResourceKind};
-use resource_store::testing::{create_moto_bucket, noise};
+use resource_store::testing::{DelayProxy, ProxyOptions, create_moto_bucket, noise};
 use resource_store::{
     ByteSource, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreError,
     StoreLocator, install, open_url, publish, refresh,
@@ -225,6 +225,74 @@ fn s3_store_conforms_on_s3s_fs() -> TestResult {
     let store = JobStore::open_with(&locator, &s3_config(&endpoint, &key, &secret))?;
     conformance(&store, true)?;
     tampered_url_is_refused(&store)
+}
+
+/// A small create through a proxy that logs requests: one `HEAD` (nothing there yet) and one `PUT`
+/// of the object, which carries its hash; an identical re-create is the `HEAD` alone; a direct
+/// fetch is one `GET`, no `HEAD`.
+#[test]
+fn a_small_create_on_s3s_fs_is_one_put_and_an_identical_one_uploads_nothing() -> TestResult {
+    let endpoint = required("RESOURCE_TEST_S3S_ENDPOINT")?;
+    let key = required("RESOURCE_TEST_S3S_ACCESS_KEY")?;
+    let secret = required("RESOURCE_TEST_S3S_SECRET_KEY")?;
+    let bucket = required("RESOURCE_TEST_S3S_BUCKET")?;
+    let upstream: std::net::SocketAddr = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()?;
+    let proxy = DelayProxy::start(upstream, ProxyOptions::default())?;
+    let locator: StoreLocator = format!("s3://{bucket}/small-{}", std::process::id()).parse()?;
+    let store = JobStore::open_with(&locator, &s3_config(&proxy.endpoint(), &key, &secret))?;
+    // A runtime that keeps running between calls: the store's pooled connections live on it, and
+    // the direct fetch below reuses them from the source's own runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let inputs = inputs()?;
+    let small = inputs._dir.path().join("small.bin");
+    std::fs::write(&small, noise(64 << 10, 12))?;
+    for path in [&small, &inputs.package] {
+        let label = path.display().to_string();
+        let methods = |from: usize| -> Result<Vec<String>, Box<dyn std::error::Error>> {
+            Ok(proxy.requests()?[from..]
+                .iter()
+                .map(|request| request.method.clone())
+                .collect())
+        };
+        let before = proxy.requests()?.len();
+        let published = runtime.block_on(publish(&store, path, &PublishOptions::default()))?;
+        assert!(published.uploaded, "{label}");
+        assert_eq!(methods(before)?, ["HEAD", "PUT"], "{label}: create");
+        let put = &proxy.requests()?[before + 1];
+        assert_eq!(put.query, None, "{label}: a plain PUT, not a part");
+        assert_eq!(put.body_len, published.stored_bytes, "{label}");
+
+        let before = proxy.requests()?.len();
+        let again = runtime.block_on(publish(&store, path, &PublishOptions::default()))?;
+        assert!(
+            !again.uploaded,
+            "{label}: an identical re-create uploads nothing"
+        );
+        assert_eq!(methods(before)?, ["HEAD"], "{label}: re-create");
+
+        let resource = published.resource;
+        let before = proxy.requests()?.len();
+        let root = tempfile::tempdir()?;
+        let source = store.source(resource.path_hash.as_ref())?;
+        let installed = install(&resource, root.path(), source, None, &quick_install())?;
+        if path == &small {
+            assert_eq!(std::fs::read(&installed.path)?, std::fs::read(&small)?);
+        } else {
+            check_installed(&resource, &installed.path, &inputs)?;
+        }
+        let fetched = methods(before)?;
+        assert!(
+            fetched.first().map(String::as_str) == Some("GET") && !fetched.contains(&"HEAD".into()),
+            "{label}: a direct fetch starts with its GET and sends no HEAD: {fetched:?}"
+        );
+    }
+    Ok(())
 }
 
 /// A presigned URL whose signature was changed is refused with 403, the error tells the user to

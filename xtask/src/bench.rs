@@ -14,6 +14,7 @@ mod contenders;
 mod discovery;
 mod fanout;
 mod inputs;
+mod latency;
 mod prng;
 mod report;
 mod s3;
@@ -48,6 +49,9 @@ pub(crate) struct Options<'a> {
 
 /// Runs the benchmarks and writes `target/bench/results.json`.
 pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
+    if options.only == Some("latency") {
+        return run_latency(project, options);
+    }
     let names: Vec<&'static str> = match options.only {
         None => inputs::NAMES.to_vec(),
         Some(only) => match inputs::NAMES.iter().find(|name| **name == only) {
@@ -137,6 +141,47 @@ pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> 
     let json_path = project.target_dir().join("bench").join("results.json");
     report.write_json(&json_path)?;
     sections::add_to_json(&json_path, &sections)?;
+    println!("\nresults: {}", json_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--only latency`: the latency sections alone (see [`latency`]).
+fn run_latency(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
+    let runs = if options.quick { 3 } else { 5 };
+    let bench_root = Path::new(BENCH_ROOT);
+    if !Path::new("/dev/shm").is_dir() {
+        bail!("/dev/shm is missing; the benchmarks need tmpfs");
+    }
+    header("cargo build --release -p resource-cli");
+    let ours = build_ours(project);
+    if let Err(reason) = &ours {
+        println!("ours: {reason}");
+    }
+    header("tools");
+    let test_venv = Venv::test(project);
+    test_venv.ensure()?;
+    header("latency");
+    let work = bench_root.join("work");
+    let sections = latency::run(&latency::Setup {
+        ours: &ours,
+        python: test_venv.python(),
+        toil_driver: project.xtask_dir().join("bench").join("toil_driver.py"),
+        bench_root,
+        work: &work,
+        quick: options.quick,
+        runs,
+    });
+    reset_dir(&work)?;
+    for section in &sections {
+        section.print();
+    }
+    let json_path = project.target_dir().join("bench").join("latency.json");
+    if let Some(parent) = json_path.parent() {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    fs::write(&json_path, serde_json::to_string_pretty(&sections)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("\nresults: {}", json_path.display());
     Ok(ExitCode::SUCCESS)
 }

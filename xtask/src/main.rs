@@ -62,7 +62,8 @@ enum Command {
         /// Inputs about ten times smaller and fewer repetitions: a smoke run.
         #[arg(long)]
         quick: bool,
-        /// Run only this input (tree_large, pkg_small, site_packages).
+        /// Run only this input (tree_large, pkg_small, site_packages), or `latency`: downloads
+        /// through a delay proxy against Toil and curl.
         #[arg(long, value_name = "NAME")]
         only: Option<String>,
     },

@@ -4,7 +4,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use crate::error::{Result, StoreError};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, Opening};
 use crate::url::file_url_path;
 
 /// A local file, reached through a `file:` URL.
@@ -41,6 +41,21 @@ impl ByteSource for LocalFileSource {
         Ok(std::fs::metadata(&self.path)
             .map_err(|source| StoreError::io(&self.path, source))?
             .len())
+    }
+
+    fn open_start(&self, _want: u64) -> Result<Opening> {
+        // A local file is read whole from the start: no request to save.
+        let file = self.open_file()?;
+        let len = file
+            .metadata()
+            .map_err(|source| StoreError::io(&self.path, source))?
+            .len();
+        Ok(Opening {
+            len,
+            body: Box::new(file),
+            body_len: len,
+            ranged: true,
+        })
     }
 
     fn read_tail(&self, len: u64) -> Result<Vec<u8>> {

@@ -1,9 +1,10 @@
 //! Fetching a resource over `http(s)`: presigned store URLs or any web server.
 //!
-//! The size comes from a one-byte range request (presigned URLs allow only the signed method, so
-//! no `HEAD`), the archive's tail from a range ending at the last byte (not a suffix range, which
-//! Azure does not take), and an interrupted transfer resumes with an open range from the current
-//! offset. A server that ignores ranges still works, at the cost of reading what it sends.
+//! The size comes with the first range, from its `Content-Range` (or the `Content-Length` of a
+//! server that answers a range with everything; presigned URLs allow only the signed method, so
+//! never a `HEAD`), the archive's tail from a range ending at the last byte (not a suffix range,
+//! which Azure does not take), and an interrupted transfer resumes with an open range from the
+//! current offset. A server that ignores ranges is read as the one stream it sends.
 //! Responses are never decompressed: the MD5 covers the bytes as stored.
 
 use std::io::{self, Read};
@@ -11,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::error::{Result, StoreError};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, Opening};
 
 /// The time to connect and to receive response headers.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,7 +25,7 @@ pub struct HttpSource {
     shown_as: String,
     agent: ureq::Agent,
     len: OnceLock<u64>,
-    /// Whether the server answered the size probe's range with a range (206).
+    /// Whether the server answered the first range with a range (206).
     honours_ranges: OnceLock<bool>,
 }
 
@@ -88,8 +89,11 @@ impl HttpSource {
         Ok(body)
     }
 
-    fn probe_len(&self) -> Result<u64> {
-        let response = self.get(Some("bytes=0-0".into()))?;
+    /// Asks for the first `want` bytes; see [`ByteSource::open_start`].
+    fn open_first(&self, want: u64) -> Result<Opening> {
+        let last = want.max(1) - 1;
+        let response = self.get(Some(format!("bytes=0-{last}")))?;
+        let status = response.status().as_u16();
         let header = |name: &str| {
             response
                 .headers()
@@ -97,21 +101,71 @@ impl HttpSource {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
-        let _ = self.honours_ranges.set(response.status().as_u16() == 206);
-        let total = match response.status().as_u16() {
-            // `Content-Range: bytes 0-0/TOTAL`, or `bytes */0` for an empty object.
-            206 | 416 => header("content-range").and_then(|range| {
-                range
-                    .rsplit_once('/')
-                    .and_then(|(_, total)| total.parse().ok())
-            }),
-            _ => header("content-length").and_then(|len| len.parse().ok()),
-        };
-        total.ok_or_else(|| StoreError::Http {
+        let no_size = |what: &str| StoreError::Http {
             url: self.shown_as.clone(),
-            cause: "the server gave no size (no Content-Range or Content-Length)".into(),
+            cause: format!("the server gave no usable size: {what}"),
+        };
+        let (len, body_len) = match status {
+            // `Content-Range: bytes 0-LAST/TOTAL`.
+            206 => {
+                let range = header("content-range").ok_or_else(|| no_size("no Content-Range"))?;
+                let (first, last, total) = parse_content_range(&range)
+                    .ok_or_else(|| no_size(&format!("Content-Range {range:?}")))?;
+                if first != 0 || last >= total {
+                    return Err(no_size(&format!(
+                        "Content-Range {range:?} for the range bytes=0-{last}"
+                    )));
+                }
+                (total, last + 1)
+            }
+            // `Content-Range: bytes */0`: the range cannot be satisfied, the object is empty.
+            416 => {
+                let total = header("content-range")
+                    .and_then(|range| {
+                        range
+                            .rsplit_once('/')
+                            .and_then(|(_, total)| total.parse::<u64>().ok())
+                    })
+                    .ok_or_else(|| no_size("a 416 answer without Content-Range"))?;
+                if total != 0 {
+                    return Err(no_size(&format!("416 for bytes=0-{last} of {total} bytes")));
+                }
+                (0, 0)
+            }
+            // The whole object, whatever was asked.
+            _ => {
+                let total = header("content-length")
+                    .and_then(|len| len.parse::<u64>().ok())
+                    .ok_or_else(|| no_size("no Content-Length"))?;
+                (total, total)
+            }
+        };
+        let ranged = status != 200;
+        let _ = self.honours_ranges.set(ranged);
+        let _ = self.len.set(len);
+        let body: Box<dyn Read + Send> = if body_len == 0 {
+            Box::new(io::empty())
+        } else {
+            Box::new(response.into_body().into_reader().take(body_len))
+        };
+        Ok(Opening {
+            len,
+            body,
+            body_len,
+            ranged,
         })
     }
+}
+
+/// `(first, last, total)` from a `Content-Range` of `bytes FIRST-LAST/TOTAL`.
+fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let (span, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = span.split_once('-')?;
+    Some((
+        first.trim().parse().ok()?,
+        last.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    ))
 }
 
 /// What to tell a user for an HTTP error status.
@@ -136,8 +190,13 @@ impl ByteSource for HttpSource {
         if let Some(len) = self.len.get() {
             return Ok(*len);
         }
-        let len = self.probe_len()?;
+        // A one-byte first range: the size, and one byte that is not read.
+        let len = self.open_first(1)?.len;
         Ok(*self.len.get_or_init(|| len))
+    }
+
+    fn open_start(&self, want: u64) -> Result<Opening> {
+        self.open_first(want)
     }
 
     fn read_tail(&self, len: u64) -> Result<Vec<u8>> {

@@ -12,7 +12,7 @@ use object_store::{GetOptions, GetRange, ObjectStore};
 use tokio::runtime::Runtime;
 
 use crate::error::{Result, StoreError, object_store_error, object_stream_error};
-use crate::source::ByteSource;
+use crate::source::{ByteSource, Opening};
 
 /// A shared file in an object store, read with blocking calls on a small runtime of its own.
 ///
@@ -85,6 +85,35 @@ impl ByteSource for ObjectStoreSource {
         Ok(*self.len.get_or_init(|| meta.size))
     }
 
+    fn open_start(&self, want: u64) -> Result<Opening> {
+        // No HEAD first: the ranged GET's answer gives the size (its `Content-Range`).
+        let result = match self.get(Some(GetRange::Bounded(0..want.max(1)))) {
+            Ok(result) => result,
+            // An empty object has no first byte to give; only then is its size asked for.
+            Err(error) => {
+                return match self.len() {
+                    Ok(0) => Ok(Opening::empty()),
+                    _ => Err(error),
+                };
+            }
+        };
+        let len = result.meta.size;
+        let _ = self.len.set(len);
+        let body_len = result.range.end.saturating_sub(result.range.start);
+        if result.range.start != 0 {
+            return Err(StoreError::BrokenInvariant {
+                location: self.location.clone(),
+                invariant: "the answer to a first range starts at offset 0",
+            });
+        }
+        Ok(Opening {
+            len,
+            body: self.blocking(result),
+            body_len,
+            ranged: true,
+        })
+    }
+
     fn read_tail(&self, len: u64) -> Result<Vec<u8>> {
         let size = self.len()?;
         if len == 0 || size == 0 {
@@ -116,12 +145,17 @@ impl ByteSource for ObjectStoreSource {
 impl ObjectStoreSource {
     /// The object's bytes in `range`, read with blocking calls.
     fn stream(&self, range: Option<GetRange>) -> Result<Box<dyn Read + Send>> {
-        Ok(Box::new(BlockingStream {
-            stream: self.get(range)?.into_stream(),
+        Ok(self.blocking(self.get(range)?))
+    }
+
+    /// The body of `result`, read with blocking calls.
+    fn blocking(&self, result: object_store::GetResult) -> Box<dyn Read + Send> {
+        Box::new(BlockingStream {
+            stream: result.into_stream(),
             runtime: Arc::clone(&self.runtime),
             current: Bytes::new(),
             location: self.location.clone(),
-        }))
+        })
     }
 }
 
