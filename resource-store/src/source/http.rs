@@ -97,21 +97,91 @@ impl HttpSource {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
-        let _ = self.honours_ranges.set(response.status().as_u16() == 206);
-        let total = match response.status().as_u16() {
-            // `Content-Range: bytes 0-0/TOTAL`, or `bytes */0` for an empty object.
-            206 | 416 => header("content-range").and_then(|range| {
-                range
-                    .rsplit_once('/')
-                    .and_then(|(_, total)| total.parse().ok())
-            }),
-            _ => header("content-length").and_then(|len| len.parse().ok()),
-        };
+        let status = response.status().as_u16();
+        let _ = self.honours_ranges.set(status == 206);
+        let total = probe_size(
+            status,
+            header("content-range").as_deref(),
+            header("content-length").as_deref(),
+        );
         total.ok_or_else(|| StoreError::Http {
             url: self.shown_as.clone(),
-            cause: "the server gave no size (no Content-Range or Content-Length)".into(),
+            cause: "the server gave no size (no well-formed Content-Range or Content-Length)"
+                .into(),
         })
     }
+}
+
+/// The object's size from the answer to the size probe (a GET of `bytes=0-0`): a 206's
+/// `Content-Range: bytes 0-0/TOTAL`, a 416's `bytes */TOTAL` (an empty object), or else the
+/// `Content-Length` of a server that ignored the range. `None` when the answer does not say, or
+/// says it in a form RFC 9110 does not allow.
+#[doc(hidden)]
+pub fn probe_size(
+    status: u16,
+    content_range: Option<&str>,
+    content_length: Option<&str>,
+) -> Option<u64> {
+    match status {
+        206 => match parse_content_range(content_range?)? {
+            ContentRange::Satisfied {
+                first: 0, total, ..
+            } => Some(total),
+            _ => None,
+        },
+        416 => match parse_content_range(content_range?)? {
+            ContentRange::Unsatisfied { total } => Some(total),
+            ContentRange::Satisfied { .. } => None,
+        },
+        _ => parse_digits(content_length?.trim()),
+    }
+}
+
+/// A `Content-Range` header value (RFC 9110, section 14.4), with a known complete length.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentRange {
+    /// `bytes FIRST-LAST/TOTAL`, with `FIRST <= LAST < TOTAL`.
+    Satisfied {
+        /// The first byte sent.
+        first: u64,
+        /// The last byte sent.
+        last: u64,
+        /// The object's size.
+        total: u64,
+    },
+    /// `bytes */TOTAL`: the range asked for is not satisfiable (the answer of a 416).
+    Unsatisfied {
+        /// The object's size.
+        total: u64,
+    },
+}
+
+/// Parses a `Content-Range` value; `None` unless it is well formed (an unknown complete length,
+/// `/*`, gives no size and is refused too).
+#[doc(hidden)]
+pub fn parse_content_range(value: &str) -> Option<ContentRange> {
+    let (unit, rest) = value.trim().split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (range, total) = rest.trim_start_matches(' ').split_once('/')?;
+    let total = parse_digits(total)?;
+    if range == "*" {
+        return Some(ContentRange::Unsatisfied { total });
+    }
+    let (first, last) = range.split_once('-')?;
+    let (first, last) = (parse_digits(first)?, parse_digits(last)?);
+    (first <= last && last < total).then_some(ContentRange::Satisfied { first, last, total })
+}
+
+/// A decimal number of ASCII digits only (`u64::from_str` also takes a leading `+`, which HTTP's
+/// `1*DIGIT` does not).
+fn parse_digits(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// What to tell a user for an HTTP error status.
