@@ -139,9 +139,17 @@ fn fuzz_command(tool: &CargoTool, fuzz_dir: &Path) -> Command {
         .arg("+nightly")
         .arg("fuzz")
         .current_dir(fuzz_dir.parent().unwrap_or(fuzz_dir))
-        .env("PATH", path)
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("CARGO_TARGET_DIR");
+        .env("PATH", path);
+    // What `cargo run` hands xtask names the stable toolchain; cargo-fuzz would build with it.
+    for name in [
+        "CARGO",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_TARGET_DIR",
+    ] {
+        command.env_remove(name);
+    }
     command
 }
 
