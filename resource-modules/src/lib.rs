@@ -51,6 +51,8 @@
 
 pub mod discover;
 pub mod env;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interpreter;
 mod names;
 mod pyliteral;

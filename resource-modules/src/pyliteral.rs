@@ -83,6 +83,7 @@ fn assigned_literal(source: &str, name: &str) -> Option<Literal> {
         let mut parser = Parser {
             text: source.as_bytes(),
             pos: value_start,
+            depth: 0,
         };
         if let Some(literal) = parser.literal() {
             return Some(literal);
@@ -91,9 +92,15 @@ fn assigned_literal(source: &str, name: &str) -> Option<Literal> {
     None
 }
 
+/// How deeply lists and dicts may nest. setuptools writes two levels; the bound keeps a hostile
+/// finder file (`[[[[…`) from overflowing the stack.
+const MAX_DEPTH: usize = 32;
+
 struct Parser<'a> {
     text: &'a [u8],
     pos: usize,
+    /// Lists and dicts open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -119,6 +126,26 @@ impl Parser<'_> {
 
     fn literal(&mut self) -> Option<Literal> {
         self.skip_space();
+        if matches!(self.peek()?, b'{' | b'[') {
+            if self.depth == MAX_DEPTH {
+                return None;
+            }
+            self.depth += 1;
+            let literal = self.container();
+            self.depth -= 1;
+            return literal;
+        }
+        match self.peek()? {
+            quote @ (b'\'' | b'"') => {
+                self.pos += 1;
+                self.string(quote).map(Literal::Str)
+            }
+            _ => None,
+        }
+    }
+
+    /// A dict or list literal, at its opening bracket.
+    fn container(&mut self) -> Option<Literal> {
         match self.peek()? {
             b'{' => {
                 self.pos += 1;
@@ -151,19 +178,19 @@ impl Parser<'_> {
                     }
                 }
             }
-            quote @ (b'\'' | b'"') => {
-                self.pos += 1;
-                self.string(quote).map(Literal::Str)
-            }
             _ => None,
         }
     }
 
     fn hex(&mut self, digits: usize) -> Option<u32> {
         let end = self.pos.checked_add(digits)?;
-        let text = std::str::from_utf8(self.text.get(self.pos..end)?).ok()?;
+        let digits = self.text.get(self.pos..end)?;
+        // `from_str_radix` alone would also take a sign (`\x+f`), which Python refuses.
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
         self.pos = end;
-        u32::from_str_radix(text, 16).ok()
+        u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
     }
 
     fn string(&mut self, quote: u8) -> Option<Vec<u8>> {
@@ -259,5 +286,15 @@ mod tests {
         let map = str_dict(src, "MAPPING").unwrap_or_default();
         let value = map.get("x").map(|v| v.as_bytes().to_vec());
         assert_eq!(value, Some(b"/a\\b\tcA\xc3\xa9\xff".to_vec()));
+    }
+
+    #[test]
+    fn deep_nesting_and_signed_escapes_are_refused() {
+        // Found by fuzzing: unbounded nesting overflowed the stack.
+        let deep = format!("MAPPING = {}\n", "[".repeat(100_000));
+        assert!(str_dict(&deep, "MAPPING").is_none());
+        // Python refuses `\x+f`; `from_str_radix` alone would take it.
+        assert!(str_dict(r"MAPPING = {'a': '\x+f'}", "MAPPING").is_none());
+        assert!(str_dict(r"MAPPING = {'a': '\u+0041'}", "MAPPING").is_none());
     }
 }

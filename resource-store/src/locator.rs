@@ -90,6 +90,12 @@ fn bucket_and_prefix(rest: &str) -> Option<(String, String)> {
     Some((bucket.to_owned(), shared))
 }
 
+/// A region or job store name of Toil's `aws:` and `google:` locators: not empty, and no `/`
+/// (the bucket `NAME--toil` would otherwise hold one; found by fuzzing).
+fn is_toil_name(part: &str) -> bool {
+    !part.is_empty() && !part.contains('/')
+}
+
 impl FromStr for StoreLocator {
     type Err = StoreError;
 
@@ -137,7 +143,7 @@ impl FromStr for StoreLocator {
         if let Some(rest) = locator.strip_prefix("aws:") {
             let (region, name) = rest
                 .split_once(':')
-                .filter(|(region, name)| !region.is_empty() && !name.is_empty())
+                .filter(|(region, name)| is_toil_name(region) && is_toil_name(name))
                 .ok_or_else(|| refuse("Toil's AWS locator is aws:REGION:NAME"))?;
             return Ok(Self::S3 {
                 bucket: format!("{name}--toil"),
@@ -147,7 +153,7 @@ impl FromStr for StoreLocator {
         }
         if let Some(rest) = locator.strip_prefix("google:") {
             let name = rest.split_once(':').map_or(rest, |(_project, name)| name);
-            if name.is_empty() {
+            if !is_toil_name(name) {
                 return Err(refuse("Toil's Google locator is google:PROJECT:NAME"));
             }
             return Ok(Self::Gcs {
@@ -241,6 +247,8 @@ mod tests {
             "aws:flow",
             "aws::x",
             "google:p:",
+            "aws:us-west-2://x",
+            "google:p:a/b",
             "ftp://x/y",
             "file:rel",
         ] {

@@ -12,10 +12,15 @@ use std::path::{Path, PathBuf};
 
 /// The `file:` URL of an absolute path: `file:/abs/path`, with `%`, `#`, `?` and ASCII control
 /// characters percent-encoded (they would change the URL's meaning); spaces and non-ASCII text
-/// stay as they are, as in Toil's URLs.
+/// stay as they are, as in Toil's URLs. A path that starts with `//` is written `file:////…`.
 pub fn file_url(path: &Path) -> String {
     let mut url = String::from("file:");
     let bytes = path.as_os_str().as_bytes();
+    // `file://host/x` would name a host: a path that starts with `//` gets an empty authority
+    // first (`file:////x`), which Toil's `urlparse` reads as the path `//x` too.
+    if bytes.starts_with(b"//") {
+        url.push_str("//");
+    }
     match std::str::from_utf8(bytes) {
         Ok(text) => {
             for ch in text.chars() {

@@ -10,12 +10,15 @@
 //!   in release mode with many more cases.
 //! - `cargo xtask bench [--quick] [--only NAME]`: `resource` against Toil, `md5sum`, `tar` and
 //!   `zip` on large seeded inputs in tmpfs.
+//! - `cargo xtask fuzz [--minutes N] [--target NAME] [--merge]`: the cargo-fuzz targets of
+//!   `fuzz/`, one at a time, printing executions, coverage and crashes per target.
 
 // A binary: printing is its job (the workspace denies it to libraries).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
 mod demo;
+mod fuzz;
 mod project;
 mod proptest;
 mod pybindings;
@@ -67,6 +70,18 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         only: Option<String>,
     },
+    /// Run the cargo-fuzz targets (nightly, libFuzzer) one after another.
+    Fuzz {
+        /// Minutes per target.
+        #[arg(long, default_value_t = fuzz::DEFAULT_MINUTES)]
+        minutes: f64,
+        /// Run only this target.
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// Merge what was found into the committed corpus (libFuzzer's `-merge=1`).
+        #[arg(long)]
+        merge: bool,
+    },
 }
 
 fn main() -> Result<ExitCode> {
@@ -81,6 +96,18 @@ fn main() -> Result<ExitCode> {
             &bench::Options {
                 quick,
                 only: only.as_deref(),
+            },
+        ),
+        Command::Fuzz {
+            minutes,
+            target,
+            merge,
+        } => fuzz::run(
+            &project,
+            &fuzz::Options {
+                minutes,
+                target: target.as_deref(),
+                merge,
             },
         ),
     }

@@ -216,6 +216,23 @@ impl CargoTool {
         }
     }
 
+    /// cargo-fuzz 0.13.2: builds and runs the libFuzzer targets in `fuzz/` with the nightly
+    /// toolchain, for `cargo xtask fuzz`.
+    pub(crate) fn cargo_fuzz(project: &Project) -> Self {
+        Self {
+            root: project.tools_dir().join("cargo"),
+            krate: "cargo-fuzz",
+            version: "0.13.2",
+            features: &[],
+            binary: "cargo-fuzz",
+        }
+    }
+
+    /// The directory of the installed program, to put first on a child's `PATH`.
+    pub(crate) fn bin_dir(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+
     /// The installed program.
     pub(crate) fn bin(&self) -> PathBuf {
         self.root.join("bin").join(self.binary)

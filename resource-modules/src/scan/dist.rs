@@ -2,7 +2,7 @@
 //! `direct_url.json`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -59,14 +59,18 @@ pub struct DirectUrl {
 /// Reads the RFC 822 header block of a metadata file (up to the first empty line).
 fn read_headers(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let file = fs_err::File::open(path).map_err(|err| err.to_string())?;
-    let mut reader = BufReader::new(file);
+    parse_headers(BufReader::new(file))
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))
+}
+
+/// The RFC 822 header block read from `reader`: lower-cased keys, the first value of each,
+/// continuation lines skipped.
+pub(crate) fn parse_headers(mut reader: impl BufRead) -> io::Result<BTreeMap<String, String>> {
     let mut headers = BTreeMap::new();
     let mut line = Vec::new();
     loop {
         line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        let read = reader.read_until(b'\n', &mut line)?;
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
         if read == 0 || text.is_empty() {
@@ -92,7 +96,7 @@ fn lines_of(text: &str) -> Vec<String> {
 }
 
 /// Name and version from a metadata directory name: `foo_bar-1.0.dist-info`, `foo-1.0-py3.11.egg-info`.
-pub(super) fn split_metadata_dir_name(file_name: &str, suffix: &str) -> (String, Option<String>) {
+pub(crate) fn split_metadata_dir_name(file_name: &str, suffix: &str) -> (String, Option<String>) {
     let stem = file_name.strip_suffix(suffix).unwrap_or(file_name);
     match stem.split_once('-') {
         Some((name, rest)) => {
@@ -190,10 +194,10 @@ pub(super) fn read_egg_info(
 /// What `RECORD` tells: how many files, the top-level import names of its paths, and the `.pth`
 /// files at the top of `site-packages` (where an editable install's pointers are).
 #[derive(Debug, Default, PartialEq, Eq)]
-struct RecordSummary {
-    entries: usize,
-    top_level: Vec<String>,
-    pth_files: Vec<String>,
+pub(crate) struct RecordSummary {
+    pub(crate) entries: usize,
+    pub(crate) top_level: Vec<String>,
+    pub(crate) pth_files: Vec<String>,
 }
 
 /// The path (first CSV field) of a `RECORD` line, unquoted.
@@ -221,7 +225,7 @@ fn record_path(line: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
 }
 
 /// Reads `RECORD` without allocating per line: only the distinct first path components matter.
-fn summarize_record(bytes: &[u8]) -> RecordSummary {
+pub(crate) fn summarize_record(bytes: &[u8]) -> RecordSummary {
     let mut entries = 0;
     // (first component, whether it is a file at the top)
     let mut firsts: BTreeSet<(Vec<u8>, bool)> = BTreeSet::new();
@@ -284,7 +288,11 @@ fn summarize_record(bytes: &[u8]) -> RecordSummary {
     }
 }
 
-fn parse_direct_url(text: &str, path: &Path, problems: &mut Vec<ScanProblem>) -> Option<DirectUrl> {
+pub(crate) fn parse_direct_url(
+    text: &str,
+    path: &Path,
+    problems: &mut Vec<ScanProblem>,
+) -> Option<DirectUrl> {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(err) => {

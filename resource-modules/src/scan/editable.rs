@@ -64,7 +64,7 @@ pub struct ImportRoot {
 }
 
 /// The local path of a `file:` URL, percent-decoded.
-fn file_url_path(url: &str) -> Option<PathBuf> {
+pub(crate) fn file_url_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("file://")?;
     let rest = rest.strip_prefix("localhost").unwrap_or(rest);
     if !rest.starts_with('/') {

@@ -17,8 +17,8 @@
 //! Anything unreadable or malformed inside the directory is listed in [`ScanReport::problems`]
 //! instead of failing the scan.
 
-mod dist;
-mod editable;
+pub(crate) mod dist;
+pub(crate) mod editable;
 mod files;
 pub(crate) mod pth;
 mod top_level;

@@ -73,7 +73,13 @@ pub(crate) fn pth_files_with_finders(dir: &Path) -> Vec<(PathBuf, Vec<EditableFi
 
 pub(super) fn read_pth(site: &Path, path: &Path) -> Result<PthFile, String> {
     let bytes = fs_err::read(path).map_err(|err| err.to_string())?;
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    Ok(parse_pth(site, path, &bytes))
+}
+
+/// The `.pth` file at `path` in `site` from its bytes: path lines resolved against `site`,
+/// `import` lines noted (and the editable finders they load read), never executed.
+pub(crate) fn parse_pth(site: &Path, path: &Path, bytes: &[u8]) -> PthFile {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let mut pth = PthFile {
         path: path.to_path_buf(),
         paths: Vec::new(),
@@ -104,7 +110,7 @@ pub(super) fn read_pth(site: &Path, path: &Path) -> Result<PthFile, String> {
             path: entry,
         });
     }
-    Ok(pth)
+    pth
 }
 
 /// The top-level modules an `import a, b.c; x()` line imports: `a`, `b`.

@@ -101,45 +101,18 @@ impl HttpSource {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
-        let no_size = |what: &str| StoreError::Http {
+        let (len, body_len) = first_answer_size(
+            status,
+            header("content-range").as_deref(),
+            header("content-length").as_deref(),
+        )
+        .ok_or_else(|| StoreError::Http {
             url: self.shown_as.clone(),
-            cause: format!("the server gave no usable size: {what}"),
-        };
-        let (len, body_len) = match status {
-            // `Content-Range: bytes 0-LAST/TOTAL`.
-            206 => {
-                let range = header("content-range").ok_or_else(|| no_size("no Content-Range"))?;
-                let (first, last, total) = parse_content_range(&range)
-                    .ok_or_else(|| no_size(&format!("Content-Range {range:?}")))?;
-                if first != 0 || last >= total {
-                    return Err(no_size(&format!(
-                        "Content-Range {range:?} for the range bytes=0-{last}"
-                    )));
-                }
-                (total, last + 1)
-            }
-            // `Content-Range: bytes */0`: the range cannot be satisfied, the object is empty.
-            416 => {
-                let total = header("content-range")
-                    .and_then(|range| {
-                        range
-                            .rsplit_once('/')
-                            .and_then(|(_, total)| total.parse::<u64>().ok())
-                    })
-                    .ok_or_else(|| no_size("a 416 answer without Content-Range"))?;
-                if total != 0 {
-                    return Err(no_size(&format!("416 for bytes=0-{last} of {total} bytes")));
-                }
-                (0, 0)
-            }
-            // The whole object, whatever was asked.
-            _ => {
-                let total = header("content-length")
-                    .and_then(|len| len.parse::<u64>().ok())
-                    .ok_or_else(|| no_size("no Content-Length"))?;
-                (total, total)
-            }
-        };
+            cause: format!(
+                "the server gave no usable size for bytes=0-{last} (no well-formed \
+                 Content-Range or Content-Length in its {status} answer)"
+            ),
+        })?;
         let ranged = status != 200;
         let _ = self.honours_ranges.set(ranged);
         let _ = self.len.set(len);
@@ -157,15 +130,79 @@ impl HttpSource {
     }
 }
 
-/// `(first, last, total)` from a `Content-Range` of `bytes FIRST-LAST/TOTAL`.
-fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
-    let (span, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
-    let (first, last) = span.split_once('-')?;
-    Some((
-        first.trim().parse().ok()?,
-        last.trim().parse().ok()?,
-        total.trim().parse().ok()?,
-    ))
+/// `(object size, body bytes)` from the answer to the first request (a GET of `bytes=0-LAST`):
+/// a 206's `Content-Range: bytes 0-LAST/TOTAL`, a 416's `bytes */0` (only an empty object cannot
+/// satisfy a range from 0), or else the `Content-Length` of a server that ignored the range and
+/// sends everything. `None` when the answer does not say, or says it in a form RFC 9110 does not
+/// allow.
+#[doc(hidden)]
+pub fn first_answer_size(
+    status: u16,
+    content_range: Option<&str>,
+    content_length: Option<&str>,
+) -> Option<(u64, u64)> {
+    match status {
+        206 => match parse_content_range(content_range?)? {
+            ContentRange::Satisfied {
+                first: 0,
+                last,
+                total,
+            } => Some((total, last + 1)),
+            _ => None,
+        },
+        416 => match parse_content_range(content_range?)? {
+            ContentRange::Unsatisfied { total: 0 } => Some((0, 0)),
+            _ => None,
+        },
+        _ => parse_digits(content_length?.trim()).map(|total| (total, total)),
+    }
+}
+
+/// A `Content-Range` header value (RFC 9110, section 14.4), with a known complete length.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentRange {
+    /// `bytes FIRST-LAST/TOTAL`, with `FIRST <= LAST < TOTAL`.
+    Satisfied {
+        /// The first byte sent.
+        first: u64,
+        /// The last byte sent.
+        last: u64,
+        /// The object's size.
+        total: u64,
+    },
+    /// `bytes */TOTAL`: the range asked for is not satisfiable (the answer of a 416).
+    Unsatisfied {
+        /// The object's size.
+        total: u64,
+    },
+}
+
+/// Parses a `Content-Range` value; `None` unless it is well formed (an unknown complete length,
+/// `/*`, gives no size and is refused too).
+#[doc(hidden)]
+pub fn parse_content_range(value: &str) -> Option<ContentRange> {
+    let (unit, rest) = value.trim().split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (range, total) = rest.trim_start_matches(' ').split_once('/')?;
+    let total = parse_digits(total)?;
+    if range == "*" {
+        return Some(ContentRange::Unsatisfied { total });
+    }
+    let (first, last) = range.split_once('-')?;
+    let (first, last) = (parse_digits(first)?, parse_digits(last)?);
+    (first <= last && last < total).then_some(ContentRange::Satisfied { first, last, total })
+}
+
+/// A decimal number of ASCII digits only (`u64::from_str` also takes a leading `+`, which HTTP's
+/// `1*DIGIT` does not).
+fn parse_digits(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// What to tell a user for an HTTP error status.
