@@ -232,7 +232,8 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
 /// `resource create`.
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// The leader path to ship: a file or a directory.
+    /// The leader path to ship: a file or a directory. Its absolute form (as Python's
+    /// `os.path.abspath` makes it) names the resource.
     pub path: PathBuf,
     /// Where to store it.
     #[command(flatten)]
@@ -274,7 +275,8 @@ pub(crate) struct StoreArgs {
 /// `resource refresh`.
 #[derive(Debug, Args)]
 pub(crate) struct RefreshArgs {
-    /// The leader path, exactly as it was given to `create`.
+    /// The leader path, as given to `create` (relative paths are made absolute, as Python's
+    /// `os.path.abspath` does, so any working directory finds the resource).
     pub path: PathBuf,
     /// The store the resource was created in.
     #[command(flatten)]
@@ -317,7 +319,8 @@ pub(crate) struct PrepareArgs {
 /// `resource lookup`.
 #[derive(Debug, Args)]
 pub(crate) struct LookupArgs {
-    /// The leader path, exactly as it was given to `create`.
+    /// The leader path, as given to `create` (relative paths are made absolute, as Python's
+    /// `os.path.abspath` does, so any working directory finds the resource).
     pub path: PathBuf,
     /// Print one JSON object.
     #[arg(long)]
@@ -327,7 +330,8 @@ pub(crate) struct LookupArgs {
 /// `resource download`.
 #[derive(Debug, Args)]
 pub(crate) struct DownloadArgs {
-    /// The leader path, exactly as it was given to `create`.
+    /// The leader path, as given to `create` (relative paths are made absolute, as Python's
+    /// `os.path.abspath` does, so any working directory finds the resource).
     pub path: PathBuf,
     /// The root of local copies; default: JTRES_ROOT, else a per-user cache directory.
     #[arg(long, value_name = "DIR")]

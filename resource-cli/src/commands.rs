@@ -13,10 +13,10 @@ use crate::cli::{
     CacheCommand, CacheGcArgs, CacheLsArgs, CleanArgs, Cli, Command, CreateArgs, DownloadArgs,
     LookupArgs, PrepareArgs, RefreshArgs,
 };
-use crate::output::{ProgressDisplay, ResourceJson, export_line, print_json};
+use crate::output::{ProgressDisplay, ResourceJson, export_line, print_json, print_line};
 use crate::plumbing::{
-    env_var, environment_config, exit_code_of, open_store, pack_options, publish_and_print,
-    resolve_root, runtime,
+    env_var, environment_config, exit_code_of, leader_path, open_store, pack_options,
+    publish_and_print, resolve_root, runtime,
 };
 
 /// Runs a parsed command line.
@@ -38,6 +38,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 #[serde(rename_all = "camelCase")]
 struct DryRunJson<'a> {
     kind: &'static str,
+    leader_path: &'a Path,
     name: &'a str,
     path_hash: &'a str,
     files: u64,
@@ -55,9 +56,11 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         progress: display.callback(),
     };
     if args.dry_run {
-        let plan = resource_store::dry_run(&args.path, &options)?;
+        let path = leader_path(&args.path)?;
+        let plan = resource_store::dry_run(&path, &options)?;
         let json = DryRunJson {
             kind: plan.kind.short_name(),
+            leader_path: &path,
             name: &plan.name,
             path_hash: plan.path_hash.as_str(),
             files: plan.files,
@@ -69,7 +72,7 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&json)?;
         } else {
-            println!(
+            print_line(format_args!(
                 "{} {}: {} files, {} directories, {} bytes; stored size {} bytes; content hash {}",
                 json.kind,
                 json.name,
@@ -78,7 +81,7 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
                 json.bytes,
                 json.archive_bytes,
                 json.content_hash
-            );
+            ))?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -88,13 +91,13 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn refresh(args: RefreshArgs) -> anyhow::Result<ExitCode> {
-    let resource = find_resource(&args.path)?;
+    let (path, resource) = find_resource(&args.path)?;
     let store = open_store(&args.store)?;
     let refreshed = runtime()?.block_on(resource_store::refresh(&store, &resource))?;
     if args.json {
-        print_json(&ResourceJson::new(&refreshed))?;
+        print_json(&ResourceJson::new(&refreshed, &path))?;
     } else {
-        println!("{}", export_line(&refreshed));
+        print_line(export_line(&refreshed))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -114,26 +117,29 @@ fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     let root = root
         .to_str()
         .ok_or_else(|| anyhow!("{}: the root path is not valid UTF-8", root.display()))?;
-    println!("{}", registry::export_line(ROOT_VAR, root));
+    print_line(registry::export_line(ROOT_VAR, root))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn find_resource(path: &Path) -> anyhow::Result<resource_core::Resource> {
-    registry::lookup(path, env_var)?.ok_or_else(|| {
+/// The resource registered for the absolute [`leader_path`] of `path`, with that path.
+fn find_resource(path: &Path) -> anyhow::Result<(PathBuf, resource_core::Resource)> {
+    let path = leader_path(path)?;
+    let resource = registry::lookup(&path, env_var)?.ok_or_else(|| {
         anyhow!(
             "{}: no resource is registered for this path ({} is not set); run `eval \"$(resource create …)\"` on the leader and pass the variable on",
             path.display(),
-            registry::resource_var(&resource_core::PathHash::of_path(path)),
+            registry::resource_var(&resource_core::PathHash::of_path(&path)),
         )
-    })
+    })?;
+    Ok((path, resource))
 }
 
 fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
-    let resource = find_resource(&args.path)?;
+    let (path, resource) = find_resource(&args.path)?;
     if args.json {
-        print_json(&ResourceJson::new(&resource))?;
+        print_json(&ResourceJson::new(&resource, &path))?;
     } else {
-        println!("{}", export_line(&resource));
+        print_line(export_line(&resource))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,6 +147,7 @@ fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DownloadJson<'a> {
+    leader_path: &'a Path,
     path: &'a Path,
     dir: &'a Path,
     downloaded: bool,
@@ -149,7 +156,7 @@ struct DownloadJson<'a> {
 }
 
 fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
-    let resource = find_resource(&args.path)?;
+    let (leader_path, resource) = find_resource(&args.path)?;
     let root = resolve_root(args.root)?;
     let source = resource_store::open_url(&resource.url, &environment_config())?;
     let display = ProgressDisplay::new("fetched");
@@ -173,6 +180,7 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         print_json(&DownloadJson {
+            leader_path: &leader_path,
             path: &installed.path,
             dir: &installed.dir,
             downloaded: installed.downloaded,
@@ -180,7 +188,7 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
             kind: resource.kind.short_name(),
         })?;
     } else {
-        println!("{}", installed.path.display());
+        print_line(installed.path.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -230,7 +238,7 @@ fn cache_ls(args: CacheLsArgs) -> anyhow::Result<ExitCode> {
         print_json(&entries)?;
     } else {
         for entry in &entries {
-            println!(
+            print_line(format_args!(
                 "{}  {:>4}  {:>12}  {}  {}{}",
                 entry.content_hash,
                 entry.kind.as_deref().unwrap_or("?"),
@@ -238,7 +246,7 @@ fn cache_ls(args: CacheLsArgs) -> anyhow::Result<ExitCode> {
                 entry.last_used,
                 entry.name.as_deref().unwrap_or("?"),
                 if entry.in_use { "  (in use)" } else { "" }
-            );
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -250,12 +258,12 @@ fn cache_gc(args: CacheGcArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&report)?;
     } else {
-        println!(
+        print_line(format_args!(
             "evicted {} entries; {} bytes left; {} in use kept",
             report.evicted.len(),
             report.remaining_bytes,
             report.kept_in_use.len()
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

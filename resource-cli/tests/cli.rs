@@ -220,10 +220,12 @@ fn bad_input_is_refused_with_a_clear_error_and_the_store_untouched() -> TestResu
         "0".repeat(32),
         "1".repeat(32)
     );
-    let lookup_var = format!("JTRES_{}", resource_core::PathHash::of_path(Path::new("x")));
+    // Leader paths are hashed in their absolute form, as the working directory makes it.
+    let leader_x = fs::canonicalize(dir)?.join("x");
+    let lookup_var = format!("JTRES_{}", resource_core::PathHash::of_path(&leader_x));
     let escaping = format!(
         "toil.resource.FileResource:[\"../evil\", \"{}\", \"file:/etc/hostname\", \"{}\"]",
-        resource_core::PathHash::of_path(Path::new("x")),
+        resource_core::PathHash::of_path(&leader_x),
         "1".repeat(32)
     );
     let root = dir.join("root").display().to_string();

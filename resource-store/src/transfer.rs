@@ -707,6 +707,12 @@ mod tests {
             cause,
         };
         assert!(!is_transient(&error));
-        assert!(error.to_string().contains("a test panic"), "{error}");
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(
+            cause
+                .as_deref()
+                .is_some_and(|cause| cause.contains("a test panic")),
+            "{error:?}"
+        );
     }
 }
