@@ -93,6 +93,85 @@ fn create_then_download_in_a_shell_with_only_the_exported_line() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn relative_and_absolute_leader_paths_from_other_directories_find_one_resource() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    // The working directory as the kernel reports it: the absolute leader path is built on it.
+    let dir = fs::canonicalize(scratch.path())?;
+    let leader = dir.join("leader");
+    fs::create_dir_all(leader.join("sub"))?;
+    fs::write(leader.join("flow.py"), "print(1)\n")?;
+    let absolute = leader.join("flow.py");
+    let absolute_text = absolute.to_str().ok_or("not UTF-8")?;
+
+    let created = resource(
+        &leader,
+        &["create", "./flow.py", "--store", "js", "--json"],
+        &[],
+    )?;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&created))?;
+    assert_eq!(json["leaderPath"], absolute_text);
+    assert_eq!(
+        json["pathHash"],
+        resource_core::PathHash::of_path(&absolute).as_str()
+    );
+    let exports = format!(
+        "export {}='{}'",
+        json["envName"].as_str().ok_or("no envName")?,
+        json["envValue"].as_str().ok_or("no envValue")?
+    );
+
+    // Creating again by another spelling of the same path names the same resource.
+    let again = resource(
+        &leader.join("sub"),
+        &["create", "../flow.py", "--store", "../js", "--json"],
+        &[],
+    )?;
+    let again: serde_json::Value = serde_json::from_str(&stdout(&again))?;
+    assert_eq!(again["pathHash"], json["pathHash"]);
+    assert_eq!(again["uploaded"], 0);
+
+    let root = dir.join("root");
+    for (cwd, path) in [
+        (&dir, absolute_text),
+        (&dir, "leader/flow.py"),
+        (&leader, "flow.py"),
+        (&leader.join("sub"), "../flow.py"),
+        (&leader.join("sub"), "./.././flow.py"),
+    ] {
+        let looked_up = worker_shell(cwd, &exports, &root, &format!("lookup {path} --json"))?;
+        assert!(looked_up.status.success(), "{path}: {}", stderr(&looked_up));
+        let found: serde_json::Value = serde_json::from_str(&stdout(&looked_up))?;
+        assert_eq!(found["leaderPath"], absolute_text, "{path}");
+        let downloaded = worker_shell(cwd, &exports, &root, &format!("download {path} --json"))?;
+        assert!(
+            downloaded.status.success(),
+            "{path}: {}",
+            stderr(&downloaded)
+        );
+        let found: serde_json::Value = serde_json::from_str(&stdout(&downloaded))?;
+        assert_eq!(found["leaderPath"], absolute_text, "{path}");
+    }
+    // One resource, installed once.
+    assert_eq!(
+        visible_entries(&root).len(),
+        1,
+        "{:?}",
+        visible_entries(&root)
+    );
+
+    // A path that names another file finds nothing, and the error names the absolute path.
+    let missing = worker_shell(&leader.join("sub"), &exports, &root, "lookup flow.py")?;
+    assert_eq!(missing.status.code(), Some(1));
+    let message = stderr(&missing);
+    assert!(
+        message.contains(&leader.join("sub/flow.py").display().to_string()),
+        "{message}"
+    );
+    Ok(())
+}
+
 fn md5_of(bytes: &[u8]) -> impl std::fmt::LowerHex {
     struct Hex(String);
     impl std::fmt::LowerHex for Hex {

@@ -756,6 +756,31 @@ fn ours_to_toil_virtualenv() -> TestResult {
     check_ours_to_toil(Shape::VirtualEnv)
 }
 
+/// `resource create ./tools/tool.py` from the leader's working directory hashes the absolute path,
+/// as Toil does, so Toil's worker finds it with `Resource.lookup(abspath)`.
+#[test]
+fn a_relative_leader_path_is_found_by_toils_worker_under_its_absolute_path() -> TestResult {
+    let toil = toil()?;
+    let scratch = Scratch::new()?;
+    let store = scratch.path().join("js");
+    scratch.toil_stores(toil, &[&store])?;
+    // The working directory as the kernel reports it, which is what both sides make absolute.
+    let leader = fs::canonicalize(scratch.path())?.join("leader");
+    write(&leader, "tools/tool.py", TOOL)?;
+    let exports = scratch.ours(
+        &leader,
+        args!["create", "./tools/../tools/tool.py", "--store", store],
+    )?;
+    let absolute = leader.join("tools/tool.py");
+    let spec =
+        json!({ "path": absolute, "command": null, "file_module": "tool", "call": "answer" });
+    let report = scratch.driver(&toil.python, "worker.py", &spec, &exports)?;
+    assert_eq!(report["class"], "FileResource", "{report}");
+    assert_eq!(report["exists"], true, "{report}");
+    assert_eq!(report["answer"], "tool tool", "{report}");
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Toil → ours.
 
