@@ -46,10 +46,37 @@ struct DryRunJson<'a> {
     bytes: u64,
     archive_bytes: u64,
     content_hash: &'a str,
+    largest_entries: Vec<SizedJson<'a>>,
+    largest_files: Vec<SizedJson<'a>>,
+}
+
+/// One of the largest entries or files of a dry run, with its share of the file bytes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SizedJson<'a> {
+    name: &'a str,
+    bytes: u64,
+    /// Percent of all file bytes, to one decimal.
+    share: f64,
+}
+
+fn sized_json(entries: &[resource_store::SizedEntry], total: u64) -> Vec<SizedJson<'_>> {
+    entries
+        .iter()
+        .map(|entry| SizedJson {
+            name: &entry.name,
+            bytes: entry.bytes,
+            share: if total == 0 {
+                0.0
+            } else {
+                (entry.bytes as f64 * 1000.0 / total as f64).round() / 10.0
+            },
+        })
+        .collect()
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
-    let display = ProgressDisplay::new("stored");
+    let display = ProgressDisplay::new("stored", args.quiet || args.dry_run);
     let options = PublishOptions {
         kind: args.kind,
         pack: pack_options(&args.pack)?,
@@ -68,6 +95,8 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             bytes: plan.bytes,
             archive_bytes: plan.stored_bytes,
             content_hash: plan.content_hash.as_str(),
+            largest_entries: sized_json(&plan.largest_entries, plan.bytes),
+            largest_files: sized_json(&plan.largest_files, plan.bytes),
         };
         if args.json {
             print_json(&json)?;
@@ -82,6 +111,18 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
                 json.archive_bytes,
                 json.content_hash
             ))?;
+            for (title, list) in [
+                ("largest top-level entries", &json.largest_entries),
+                ("largest files", &json.largest_files),
+            ] {
+                print_line(format_args!("{title}:"))?;
+                for entry in list {
+                    print_line(format_args!(
+                        "  {:>5.1}%  {:>12} bytes  {}",
+                        entry.share, entry.bytes, entry.name
+                    ))?;
+                }
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -159,7 +200,7 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     let (leader_path, resource) = find_resource(&args.path)?;
     let root = resolve_root(args.root)?;
     let source = resource_store::open_url(&resource.url, &environment_config())?;
-    let display = ProgressDisplay::new("fetched");
+    let display = ProgressDisplay::new("fetched", args.quiet);
     let options = InstallOptions {
         lock_timeout: Duration::from_secs(args.lock_timeout),
         progress: display.callback(),

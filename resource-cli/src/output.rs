@@ -91,31 +91,57 @@ pub(crate) fn export_line(resource: &Resource) -> String {
     registry::export_line(&name, &value)
 }
 
-/// A byte counter drawn on standard error when it is a terminal, or nothing on a pipe.
+/// A progress bar drawn on standard error when it is a terminal: bytes done of the total, rate
+/// and ETA once the total is known. Nothing is drawn on a pipe or with `--quiet`.
 pub(crate) struct ProgressDisplay {
     bar: Option<indicatif::ProgressBar>,
+    /// The style once the total is known.
+    with_total: Option<indicatif::ProgressStyle>,
 }
 
 impl ProgressDisplay {
-    /// A display for `verb` (`stored`, `fetched`), drawn only on a terminal.
-    pub(crate) fn new(verb: &str) -> Self {
+    /// A display for `verb` (`stored`, `fetched`), drawn only on a terminal and unless `quiet`.
+    pub(crate) fn new(verb: &str, quiet: bool) -> Self {
         use std::io::IsTerminal;
-        if !std::io::stderr().is_terminal() {
-            return Self { bar: None };
+        if quiet || !std::io::stderr().is_terminal() {
+            return Self {
+                bar: None,
+                with_total: None,
+            };
         }
         let bar = indicatif::ProgressBar::new_spinner();
-        let template = format!("{{spinner}} {{bytes}} {verb} ({{bytes_per_sec}}, {{elapsed}})");
-        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        // Until the total is known (a tree is still being planned), a spinner with the bytes.
+        let spinner = format!("{{spinner}} {{bytes}} {verb} ({{bytes_per_sec}}, {{elapsed}})");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&spinner) {
             bar.set_style(style);
         }
+        let with_total = indicatif::ProgressStyle::with_template(&format!(
+            "[{{bar:30}}] {{bytes}}/{{total_bytes}} {verb} ({{bytes_per_sec}}, ETA {{eta}})"
+        ))
+        .ok()
+        .map(|style| style.progress_chars("=> "));
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        Self { bar: Some(bar) }
+        Self {
+            bar: Some(bar),
+            with_total,
+        }
     }
 
-    /// The library callback that advances the display.
+    /// The library callback that advances the display and sets its total.
     pub(crate) fn callback(&self) -> Option<resource_store::Progress> {
         let bar = self.bar.clone()?;
-        Some(resource_store::Progress::new(move |bytes| bar.inc(bytes)))
+        let total_bar = bar.clone();
+        let style = self.with_total.clone();
+        Some(
+            resource_store::Progress::new(move |bytes| bar.inc(bytes)).with_total(move |total| {
+                if let Some(style) = &style {
+                    total_bar.set_style(style.clone());
+                }
+                total_bar.set_length(total);
+                // Drawn at once, so that even a short transfer shows its total.
+                total_bar.tick();
+            }),
+        )
     }
 
     /// Removes the display.

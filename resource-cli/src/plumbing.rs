@@ -69,12 +69,18 @@ pub(crate) fn environment_config() -> StoreConfig {
 
 pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<JobStore> {
     let locator: StoreLocator = args.locator.parse()?;
-    let config = StoreConfig {
+    let mut config = StoreConfig {
         endpoint: args.endpoint.clone(),
         url_ttl: Duration::from_secs(args.url_ttl),
         direct_urls: args.direct_url,
         ..environment_config()
     };
+    if let Some(profile) = &args.profile {
+        // Later settings win, so the flag overrides AWS_PROFILE.
+        config
+            .settings
+            .push(("AWS_PROFILE".to_owned(), profile.clone()));
+    }
     Ok(JobStore::open_with(&locator, &config)?)
 }
 

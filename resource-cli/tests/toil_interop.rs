@@ -1191,7 +1191,9 @@ fn our_wire_form_is_toils_pickle() -> TestResult {
         } else {
             write(&names, name, &format!("# {name}\n"))?;
         }
-        // Absolute leader paths, and relative ones exactly as given (not normalised).
+        // Absolute leader paths, and relative ones, which are made absolute as Python's
+        // `os.path.abspath` makes them before hashing.
+        let absolute = fs::canonicalize(scratch.path())?.join("names").join(name);
         let given = [
             utf8(&path)?.to_owned(),
             format!("names/{name}"),
@@ -1206,9 +1208,14 @@ fn our_wire_form_is_toils_pickle() -> TestResult {
                 args!["create", leader_path, "--store", store, "--json"],
             )?)?;
             assert_eq!(created["name"], *name, "{leader_path:?}");
-            assert_eq!(created["pathHash"], md5_hex(leader_path), "{leader_path:?}");
+            assert_eq!(created["leaderPath"], utf8(&absolute)?, "{leader_path:?}");
+            assert_eq!(
+                created["pathHash"],
+                md5_hex(utf8(&absolute)?),
+                "{leader_path:?}"
+            );
             items.push(json!({
-                "path": leader_path,
+                "path": created["leaderPath"],
                 "store": store,
                 "envName": created["envName"],
                 "envValue": created["envValue"],

@@ -203,6 +203,9 @@ fn fetch_into(
         ResourceKind::File => None,
         _ => Some(read_index(source.as_ref(), len)?),
     };
+    if let Some(progress) = &options.progress {
+        progress.set_total(len);
+    }
     let stream = fetch_stream(source, len, &options.fetch)
         .map_err(|cause| StoreError::io(&location, cause))?;
     let mut reader = HashingReader::new(ProgressReader {
