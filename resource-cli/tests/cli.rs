@@ -172,6 +172,62 @@ fn relative_and_absolute_leader_paths_from_other_directories_find_one_resource()
     Ok(())
 }
 
+#[test]
+fn dry_run_lists_the_largest_entries_and_files_with_their_share() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    let dir = scratch.path();
+    let pkg = dir.join("pkg");
+    // `data/` holds 600 KiB in two files; twelve top-level files hold 1 to 12 KiB each.
+    fs::create_dir_all(pkg.join("data"))?;
+    fs::write(pkg.join("data/a.bin"), vec![1u8; 400 << 10])?;
+    fs::write(pkg.join("data/b.bin"), vec![2u8; 200 << 10])?;
+    for index in 1..=12u64 {
+        fs::write(
+            pkg.join(format!("f{index:02}.py")),
+            vec![b'x'; (index << 10) as usize],
+        )?;
+    }
+    let total = (600 + 78) << 10;
+    let dry = resource(
+        dir,
+        &["create", "pkg", "--store", "js", "--dry-run", "--json"],
+        &[],
+    )?;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&dry))?;
+    assert_eq!(json["bytes"], total);
+    let names = |key: &str| -> Vec<String> {
+        json[key]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|entry| entry["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let entries = names("largestEntries");
+    assert_eq!(entries.len(), 10);
+    assert_eq!(entries[0], "data");
+    assert_eq!(entries[1..4], ["f12.py", "f11.py", "f10.py"]);
+    let files = names("largestFiles");
+    assert_eq!(files.len(), 10);
+    assert_eq!(files[..3], ["data/a.bin", "data/b.bin", "f12.py"]);
+    assert_eq!(json["largestEntries"][0]["bytes"], 600 << 10);
+    // 600 of 678 KiB, to one decimal.
+    assert_eq!(json["largestEntries"][0]["share"], 88.5);
+    assert_eq!(json["largestFiles"][0]["share"], 59.0);
+    assert!(!dir.join("js").exists(), "a dry run stores nothing");
+
+    let text = resource(dir, &["create", "pkg", "--store", "js", "--dry-run"], &[])?;
+    let text = stdout(&text);
+    assert!(text.contains("largest top-level entries:"), "{text}");
+    assert!(text.contains("88.5%"), "{text}");
+    assert!(text.contains("largest files:"), "{text}");
+    assert!(text.contains("data/a.bin"), "{text}");
+    Ok(())
+}
+
 fn md5_of(bytes: &[u8]) -> impl std::fmt::LowerHex {
     struct Hex(String);
     impl std::fmt::LowerHex for Hex {
