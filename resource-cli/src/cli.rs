@@ -232,7 +232,8 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
 /// `resource create`.
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// The leader path to ship: a file or a directory.
+    /// The leader path to ship: a file or a directory. Its absolute form (as Python's
+    /// `os.path.abspath` makes it) names the resource.
     pub path: PathBuf,
     /// Where to store it.
     #[command(flatten)]
@@ -246,9 +247,13 @@ pub(crate) struct CreateArgs {
     /// How directories are packed.
     #[command(flatten)]
     pub pack: PackArgs,
-    /// Report files, bytes, archive size and content hash; store nothing.
+    /// Report files, bytes, archive size, content hash and the largest entries and files;
+    /// store nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Draw no progress bar (none is drawn when stderr is not a terminal either).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// A job store and how to reach it.
@@ -256,9 +261,16 @@ pub(crate) struct CreateArgs {
 pub(crate) struct StoreArgs {
     /// The job store: a directory path or file: URL (created if missing), s3://BUCKET[/PREFIX],
     /// gs://BUCKET[/PREFIX], az://CONTAINER[/PREFIX], aws:REGION:NAME or google:PROJECT:NAME.
-    /// Credentials come from the standard AWS_*, GOOGLE_* and AZURE_* variables.
+    /// S3 credentials are found as the AWS CLI finds them (AWS_* variables, the profile in
+    /// ~/.aws/credentials and ~/.aws/config, web identity, instance metadata last); GCS uses
+    /// GOOGLE_* or application-default credentials; Azure uses AZURE_* (AZURE_USE_AZURE_CLI=true
+    /// for the Azure CLI's login).
     #[arg(long = "store", value_name = "LOCATOR")]
     pub locator: String,
+    /// The AWS profile to take S3 credentials and settings from, instead of AWS_PROFILE or
+    /// "default".
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// The endpoint of an S3-compatible service, an Azure emulator or a GCS server.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
@@ -274,7 +286,8 @@ pub(crate) struct StoreArgs {
 /// `resource refresh`.
 #[derive(Debug, Args)]
 pub(crate) struct RefreshArgs {
-    /// The leader path, exactly as it was given to `create`.
+    /// The leader path, as given to `create` (relative paths are made absolute, as Python's
+    /// `os.path.abspath` does, so any working directory finds the resource).
     pub path: PathBuf,
     /// The store the resource was created in.
     #[command(flatten)]
@@ -317,7 +330,8 @@ pub(crate) struct PrepareArgs {
 /// `resource lookup`.
 #[derive(Debug, Args)]
 pub(crate) struct LookupArgs {
-    /// The leader path, exactly as it was given to `create`.
+    /// The leader path, as given to `create` (relative paths are made absolute, as Python's
+    /// `os.path.abspath` does, so any working directory finds the resource).
     pub path: PathBuf,
     /// Print one JSON object.
     #[arg(long)]
@@ -327,7 +341,8 @@ pub(crate) struct LookupArgs {
 /// `resource download`.
 #[derive(Debug, Args)]
 pub(crate) struct DownloadArgs {
-    /// The leader path, exactly as it was given to `create`.
+    /// The leader path, as given to `create` (relative paths are made absolute, as Python's
+    /// `os.path.abspath` does, so any working directory finds the resource).
     pub path: PathBuf,
     /// The root of local copies; default: JTRES_ROOT, else a per-user cache directory.
     #[arg(long, value_name = "DIR")]
@@ -335,6 +350,9 @@ pub(crate) struct DownloadArgs {
     /// Print one JSON object instead of the local path.
     #[arg(long)]
     pub json: bool,
+    /// Draw no progress bar (none is drawn when stderr is not a terminal either).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// Seconds to wait for another process installing the same resource.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub lock_timeout: u64,

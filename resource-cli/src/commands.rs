@@ -13,10 +13,10 @@ use crate::cli::{
     CacheCommand, CacheGcArgs, CacheLsArgs, CleanArgs, Cli, Command, CreateArgs, DownloadArgs,
     LookupArgs, PrepareArgs, RefreshArgs,
 };
-use crate::output::{ProgressDisplay, ResourceJson, export_line, print_json};
+use crate::output::{ProgressDisplay, ResourceJson, export_line, print_json, print_line};
 use crate::plumbing::{
-    env_var, environment_config, exit_code_of, open_store, pack_options, publish_and_print,
-    resolve_root, runtime,
+    env_var, environment_config, exit_code_of, leader_path, open_store, pack_options,
+    publish_and_print, resolve_root, runtime,
 };
 
 /// Runs a parsed command line.
@@ -38,6 +38,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 #[serde(rename_all = "camelCase")]
 struct DryRunJson<'a> {
     kind: &'static str,
+    leader_path: &'a Path,
     name: &'a str,
     path_hash: &'a str,
     files: u64,
@@ -45,19 +46,48 @@ struct DryRunJson<'a> {
     bytes: u64,
     archive_bytes: u64,
     content_hash: &'a str,
+    largest_entries: Vec<SizedJson<'a>>,
+    largest_files: Vec<SizedJson<'a>>,
+}
+
+/// One of the largest entries or files of a dry run, with its share of the file bytes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SizedJson<'a> {
+    name: &'a str,
+    bytes: u64,
+    /// Percent of all file bytes, to one decimal.
+    share: f64,
+}
+
+fn sized_json(entries: &[resource_store::SizedEntry], total: u64) -> Vec<SizedJson<'_>> {
+    entries
+        .iter()
+        .map(|entry| SizedJson {
+            name: &entry.name,
+            bytes: entry.bytes,
+            share: if total == 0 {
+                0.0
+            } else {
+                (entry.bytes as f64 * 1000.0 / total as f64).round() / 10.0
+            },
+        })
+        .collect()
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
-    let display = ProgressDisplay::new("stored");
+    let display = ProgressDisplay::new("stored", args.quiet || args.dry_run);
     let options = PublishOptions {
         kind: args.kind,
         pack: pack_options(&args.pack)?,
         progress: display.callback(),
     };
     if args.dry_run {
-        let plan = resource_store::dry_run(&args.path, &options)?;
+        let path = leader_path(&args.path)?;
+        let plan = resource_store::dry_run(&path, &options)?;
         let json = DryRunJson {
             kind: plan.kind.short_name(),
+            leader_path: &path,
             name: &plan.name,
             path_hash: plan.path_hash.as_str(),
             files: plan.files,
@@ -65,11 +95,13 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             bytes: plan.bytes,
             archive_bytes: plan.stored_bytes,
             content_hash: plan.content_hash.as_str(),
+            largest_entries: sized_json(&plan.largest_entries, plan.bytes),
+            largest_files: sized_json(&plan.largest_files, plan.bytes),
         };
         if args.json {
             print_json(&json)?;
         } else {
-            println!(
+            print_line(format_args!(
                 "{} {}: {} files, {} directories, {} bytes; stored size {} bytes; content hash {}",
                 json.kind,
                 json.name,
@@ -78,7 +110,19 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
                 json.bytes,
                 json.archive_bytes,
                 json.content_hash
-            );
+            ))?;
+            for (title, list) in [
+                ("largest top-level entries", &json.largest_entries),
+                ("largest files", &json.largest_files),
+            ] {
+                print_line(format_args!("{title}:"))?;
+                for entry in list {
+                    print_line(format_args!(
+                        "  {:>5.1}%  {:>12} bytes  {}",
+                        entry.share, entry.bytes, entry.name
+                    ))?;
+                }
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -88,13 +132,13 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn refresh(args: RefreshArgs) -> anyhow::Result<ExitCode> {
-    let resource = find_resource(&args.path)?;
+    let (path, resource) = find_resource(&args.path)?;
     let store = open_store(&args.store)?;
     let refreshed = runtime()?.block_on(resource_store::refresh(&store, &resource))?;
     if args.json {
-        print_json(&ResourceJson::new(&refreshed))?;
+        print_json(&ResourceJson::new(&refreshed, &path))?;
     } else {
-        println!("{}", export_line(&refreshed));
+        print_line(export_line(&refreshed))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -114,26 +158,29 @@ fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
     let root = root
         .to_str()
         .ok_or_else(|| anyhow!("{}: the root path is not valid UTF-8", root.display()))?;
-    println!("{}", registry::export_line(ROOT_VAR, root));
+    print_line(registry::export_line(ROOT_VAR, root))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn find_resource(path: &Path) -> anyhow::Result<resource_core::Resource> {
-    registry::lookup(path, env_var)?.ok_or_else(|| {
+/// The resource registered for the absolute [`leader_path`] of `path`, with that path.
+fn find_resource(path: &Path) -> anyhow::Result<(PathBuf, resource_core::Resource)> {
+    let path = leader_path(path)?;
+    let resource = registry::lookup(&path, env_var)?.ok_or_else(|| {
         anyhow!(
             "{}: no resource is registered for this path ({} is not set); run `eval \"$(resource create …)\"` on the leader and pass the variable on",
             path.display(),
-            registry::resource_var(&resource_core::PathHash::of_path(path)),
+            registry::resource_var(&resource_core::PathHash::of_path(&path)),
         )
-    })
+    })?;
+    Ok((path, resource))
 }
 
 fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
-    let resource = find_resource(&args.path)?;
+    let (path, resource) = find_resource(&args.path)?;
     if args.json {
-        print_json(&ResourceJson::new(&resource))?;
+        print_json(&ResourceJson::new(&resource, &path))?;
     } else {
-        println!("{}", export_line(&resource));
+        print_line(export_line(&resource))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,6 +188,7 @@ fn lookup(args: LookupArgs) -> anyhow::Result<ExitCode> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DownloadJson<'a> {
+    leader_path: &'a Path,
     path: &'a Path,
     dir: &'a Path,
     downloaded: bool,
@@ -149,10 +197,10 @@ struct DownloadJson<'a> {
 }
 
 fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
-    let resource = find_resource(&args.path)?;
+    let (leader_path, resource) = find_resource(&args.path)?;
     let root = resolve_root(args.root)?;
     let source = resource_store::open_url(&resource.url, &environment_config())?;
-    let display = ProgressDisplay::new("fetched");
+    let display = ProgressDisplay::new("fetched", args.quiet);
     let options = InstallOptions {
         lock_timeout: Duration::from_secs(args.lock_timeout),
         progress: display.callback(),
@@ -173,6 +221,7 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         print_json(&DownloadJson {
+            leader_path: &leader_path,
             path: &installed.path,
             dir: &installed.dir,
             downloaded: installed.downloaded,
@@ -180,7 +229,7 @@ fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
             kind: resource.kind.short_name(),
         })?;
     } else {
-        println!("{}", installed.path.display());
+        print_line(installed.path.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -230,7 +279,7 @@ fn cache_ls(args: CacheLsArgs) -> anyhow::Result<ExitCode> {
         print_json(&entries)?;
     } else {
         for entry in &entries {
-            println!(
+            print_line(format_args!(
                 "{}  {:>4}  {:>12}  {}  {}{}",
                 entry.content_hash,
                 entry.kind.as_deref().unwrap_or("?"),
@@ -238,7 +287,7 @@ fn cache_ls(args: CacheLsArgs) -> anyhow::Result<ExitCode> {
                 entry.last_used,
                 entry.name.as_deref().unwrap_or("?"),
                 if entry.in_use { "  (in use)" } else { "" }
-            );
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -250,12 +299,12 @@ fn cache_gc(args: CacheGcArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&report)?;
     } else {
-        println!(
+        print_line(format_args!(
             "evicted {} entries; {} bytes left; {} in use kept",
             report.evicted.len(),
             report.remaining_bytes,
             report.kept_in_use.len()
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,7 +19,7 @@ use crate::cli::{
     DescribeArgs, DescriptorArgs, ExecArgs, ModuleCommand, ModuleSelector, PythonArgs, SaveArgs,
     ScanArgs,
 };
-use crate::output::print_json;
+use crate::output::{print_json, print_line};
 use crate::plumbing::{
     env_var, environment_config, exit_code_of, no_root, pack_options, publish_and_print,
     root_of_local_copies, user_cache_dir,
@@ -114,7 +114,7 @@ fn print_descriptor(module: &ModuleDescriptor, json: bool) -> anyhow::Result<()>
     if json {
         print_json(&DescriptorJson::new(module))
     } else {
-        println!("{}", command_line(module)?);
+        print_line(command_line(module)?)?;
         Ok(())
     }
 }
@@ -124,7 +124,7 @@ fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&found)?;
     } else {
-        println!("{}", command_line(&found.descriptor)?);
+        print_line(command_line(&found.descriptor)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -168,7 +168,7 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&report)?;
     } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_line(serde_json::to_string_pretty(&report)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use resource_archive::PackOptions;
+use resource_core::paths::{normalize_join, normalize_lexically};
 use resource_core::registry::ROOT_VAR;
 use resource_store::{JobStore, PublishOptions, StoreConfig, StoreLocator};
 
 use crate::cli::{PackArgs, StoreArgs};
-use crate::output::{ResourceJson, export_line, print_json};
+use crate::output::{ResourceJson, export_line, print_json, print_line};
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -45,6 +46,22 @@ pub(crate) fn pack_options(args: &PackArgs) -> anyhow::Result<PackOptions> {
     })
 }
 
+/// The leader path made absolute as Python's `os.path.abspath` makes it: joined to the current
+/// directory and normalised lexically, without resolving symbolic links. Its hash names the
+/// resource, so `./flow.py` on the leader and `/abs/flow.py` on a worker find one resource.
+pub(crate) fn leader_path(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(normalize_lexically(path));
+    }
+    let cwd = std::env::current_dir().with_context(|| {
+        format!(
+            "{}: cannot make the leader path absolute: the current directory cannot be read",
+            path.display()
+        )
+    })?;
+    Ok(normalize_join(&cwd, path))
+}
+
 /// The cloud settings of the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
 pub(crate) fn environment_config() -> StoreConfig {
     StoreConfig::from_vars(std::env::vars())
@@ -52,31 +69,39 @@ pub(crate) fn environment_config() -> StoreConfig {
 
 pub(crate) fn open_store(args: &StoreArgs) -> anyhow::Result<JobStore> {
     let locator: StoreLocator = args.locator.parse()?;
-    let config = StoreConfig {
+    let mut config = StoreConfig {
         endpoint: args.endpoint.clone(),
         url_ttl: Duration::from_secs(args.url_ttl),
         direct_urls: args.direct_url,
         ..environment_config()
     };
+    if let Some(profile) = &args.profile {
+        // Later settings win, so the flag overrides AWS_PROFILE.
+        config
+            .settings
+            .push(("AWS_PROFILE".to_owned(), profile.clone()));
+    }
     Ok(JobStore::open_with(&locator, &config)?)
 }
 
-/// Publishes `path` into the store and prints the export line, or the JSON object.
+/// Publishes `path` into the store under its absolute [`leader_path`] and prints the export
+/// line, or the JSON object.
 pub(crate) fn publish_and_print(
     store: &StoreArgs,
     path: &Path,
     options: &PublishOptions,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let path = leader_path(path)?;
     let store = open_store(store)?;
-    let published = runtime()?.block_on(resource_store::publish(&store, path, options))?;
+    let published = runtime()?.block_on(resource_store::publish(&store, &path, options))?;
     if json {
         print_json(
-            &ResourceJson::new(&published.resource)
+            &ResourceJson::new(&published.resource, &path)
                 .with_upload(published.uploaded, published.stored_bytes),
         )?;
     } else {
-        println!("{}", export_line(&published.resource));
+        print_line(export_line(&published.resource))?;
     }
     Ok(ExitCode::SUCCESS)
 }

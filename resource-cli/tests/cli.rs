@@ -93,6 +93,141 @@ fn create_then_download_in_a_shell_with_only_the_exported_line() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn relative_and_absolute_leader_paths_from_other_directories_find_one_resource() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    // The working directory as the kernel reports it: the absolute leader path is built on it.
+    let dir = fs::canonicalize(scratch.path())?;
+    let leader = dir.join("leader");
+    fs::create_dir_all(leader.join("sub"))?;
+    fs::write(leader.join("flow.py"), "print(1)\n")?;
+    let absolute = leader.join("flow.py");
+    let absolute_text = absolute.to_str().ok_or("not UTF-8")?;
+
+    let created = resource(
+        &leader,
+        &["create", "./flow.py", "--store", "js", "--json"],
+        &[],
+    )?;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&created))?;
+    assert_eq!(json["leaderPath"], absolute_text);
+    assert_eq!(
+        json["pathHash"],
+        resource_core::PathHash::of_path(&absolute).as_str()
+    );
+    let exports = format!(
+        "export {}='{}'",
+        json["envName"].as_str().ok_or("no envName")?,
+        json["envValue"].as_str().ok_or("no envValue")?
+    );
+
+    // Creating again by another spelling of the same path names the same resource.
+    let again = resource(
+        &leader.join("sub"),
+        &["create", "../flow.py", "--store", "../js", "--json"],
+        &[],
+    )?;
+    let again: serde_json::Value = serde_json::from_str(&stdout(&again))?;
+    assert_eq!(again["pathHash"], json["pathHash"]);
+    assert_eq!(again["uploaded"], 0);
+
+    let root = dir.join("root");
+    for (cwd, path) in [
+        (&dir, absolute_text),
+        (&dir, "leader/flow.py"),
+        (&leader, "flow.py"),
+        (&leader.join("sub"), "../flow.py"),
+        (&leader.join("sub"), "./.././flow.py"),
+    ] {
+        let looked_up = worker_shell(cwd, &exports, &root, &format!("lookup {path} --json"))?;
+        assert!(looked_up.status.success(), "{path}: {}", stderr(&looked_up));
+        let found: serde_json::Value = serde_json::from_str(&stdout(&looked_up))?;
+        assert_eq!(found["leaderPath"], absolute_text, "{path}");
+        let downloaded = worker_shell(cwd, &exports, &root, &format!("download {path} --json"))?;
+        assert!(
+            downloaded.status.success(),
+            "{path}: {}",
+            stderr(&downloaded)
+        );
+        let found: serde_json::Value = serde_json::from_str(&stdout(&downloaded))?;
+        assert_eq!(found["leaderPath"], absolute_text, "{path}");
+    }
+    // One resource, installed once.
+    assert_eq!(
+        visible_entries(&root).len(),
+        1,
+        "{:?}",
+        visible_entries(&root)
+    );
+
+    // A path that names another file finds nothing, and the error names the absolute path.
+    let missing = worker_shell(&leader.join("sub"), &exports, &root, "lookup flow.py")?;
+    assert_eq!(missing.status.code(), Some(1));
+    let message = stderr(&missing);
+    assert!(
+        message.contains(&leader.join("sub/flow.py").display().to_string()),
+        "{message}"
+    );
+    Ok(())
+}
+
+#[test]
+fn dry_run_lists_the_largest_entries_and_files_with_their_share() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    let dir = scratch.path();
+    let pkg = dir.join("pkg");
+    // `data/` holds 600 KiB in two files; twelve top-level files hold 1 to 12 KiB each.
+    fs::create_dir_all(pkg.join("data"))?;
+    fs::write(pkg.join("data/a.bin"), vec![1u8; 400 << 10])?;
+    fs::write(pkg.join("data/b.bin"), vec![2u8; 200 << 10])?;
+    for index in 1..=12u64 {
+        fs::write(
+            pkg.join(format!("f{index:02}.py")),
+            vec![b'x'; (index << 10) as usize],
+        )?;
+    }
+    let total = (600 + 78) << 10;
+    let dry = resource(
+        dir,
+        &["create", "pkg", "--store", "js", "--dry-run", "--json"],
+        &[],
+    )?;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&dry))?;
+    assert_eq!(json["bytes"], total);
+    let names = |key: &str| -> Vec<String> {
+        json[key]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|entry| entry["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let entries = names("largestEntries");
+    assert_eq!(entries.len(), 10);
+    assert_eq!(entries[0], "data");
+    assert_eq!(entries[1..4], ["f12.py", "f11.py", "f10.py"]);
+    let files = names("largestFiles");
+    assert_eq!(files.len(), 10);
+    assert_eq!(files[..3], ["data/a.bin", "data/b.bin", "f12.py"]);
+    assert_eq!(json["largestEntries"][0]["bytes"], 600 << 10);
+    // 600 of 678 KiB, to one decimal.
+    assert_eq!(json["largestEntries"][0]["share"], 88.5);
+    assert_eq!(json["largestFiles"][0]["share"], 59.0);
+    assert!(!dir.join("js").exists(), "a dry run stores nothing");
+
+    let text = resource(dir, &["create", "pkg", "--store", "js", "--dry-run"], &[])?;
+    let text = stdout(&text);
+    assert!(text.contains("largest top-level entries:"), "{text}");
+    assert!(text.contains("88.5%"), "{text}");
+    assert!(text.contains("largest files:"), "{text}");
+    assert!(text.contains("data/a.bin"), "{text}");
+    Ok(())
+}
+
 fn md5_of(bytes: &[u8]) -> impl std::fmt::LowerHex {
     struct Hex(String);
     impl std::fmt::LowerHex for Hex {
@@ -220,10 +355,12 @@ fn bad_input_is_refused_with_a_clear_error_and_the_store_untouched() -> TestResu
         "0".repeat(32),
         "1".repeat(32)
     );
-    let lookup_var = format!("JTRES_{}", resource_core::PathHash::of_path(Path::new("x")));
+    // Leader paths are hashed in their absolute form, as the working directory makes it.
+    let leader_x = fs::canonicalize(dir)?.join("x");
+    let lookup_var = format!("JTRES_{}", resource_core::PathHash::of_path(&leader_x));
     let escaping = format!(
         "toil.resource.FileResource:[\"../evil\", \"{}\", \"file:/etc/hostname\", \"{}\"]",
-        resource_core::PathHash::of_path(Path::new("x")),
+        resource_core::PathHash::of_path(&leader_x),
         "1".repeat(32)
     );
     let root = dir.join("root").display().to_string();

@@ -756,6 +756,31 @@ fn ours_to_toil_virtualenv() -> TestResult {
     check_ours_to_toil(Shape::VirtualEnv)
 }
 
+/// `resource create ./tools/tool.py` from the leader's working directory hashes the absolute path,
+/// as Toil does, so Toil's worker finds it with `Resource.lookup(abspath)`.
+#[test]
+fn a_relative_leader_path_is_found_by_toils_worker_under_its_absolute_path() -> TestResult {
+    let toil = toil()?;
+    let scratch = Scratch::new()?;
+    let store = scratch.path().join("js");
+    scratch.toil_stores(toil, &[&store])?;
+    // The working directory as the kernel reports it, which is what both sides make absolute.
+    let leader = fs::canonicalize(scratch.path())?.join("leader");
+    write(&leader, "tools/tool.py", TOOL)?;
+    let exports = scratch.ours(
+        &leader,
+        args!["create", "./tools/../tools/tool.py", "--store", store],
+    )?;
+    let absolute = leader.join("tools/tool.py");
+    let spec =
+        json!({ "path": absolute, "command": null, "file_module": "tool", "call": "answer" });
+    let report = scratch.driver(&toil.python, "worker.py", &spec, &exports)?;
+    assert_eq!(report["class"], "FileResource", "{report}");
+    assert_eq!(report["exists"], true, "{report}");
+    assert_eq!(report["answer"], "tool tool", "{report}");
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Toil → ours.
 
@@ -1166,7 +1191,9 @@ fn our_wire_form_is_toils_pickle() -> TestResult {
         } else {
             write(&names, name, &format!("# {name}\n"))?;
         }
-        // Absolute leader paths, and relative ones exactly as given (not normalised).
+        // Absolute leader paths, and relative ones, which are made absolute as Python's
+        // `os.path.abspath` makes them before hashing.
+        let absolute = fs::canonicalize(scratch.path())?.join("names").join(name);
         let given = [
             utf8(&path)?.to_owned(),
             format!("names/{name}"),
@@ -1181,9 +1208,14 @@ fn our_wire_form_is_toils_pickle() -> TestResult {
                 args!["create", leader_path, "--store", store, "--json"],
             )?)?;
             assert_eq!(created["name"], *name, "{leader_path:?}");
-            assert_eq!(created["pathHash"], md5_hex(leader_path), "{leader_path:?}");
+            assert_eq!(created["leaderPath"], utf8(&absolute)?, "{leader_path:?}");
+            assert_eq!(
+                created["pathHash"],
+                md5_hex(utf8(&absolute)?),
+                "{leader_path:?}"
+            );
             items.push(json!({
-                "path": leader_path,
+                "path": created["leaderPath"],
                 "store": store,
                 "envName": created["envName"],
                 "envValue": created["envValue"],

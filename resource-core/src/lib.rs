@@ -47,6 +47,7 @@ pub mod kind;
 pub mod module;
 pub mod paths;
 pub mod registry;
+pub mod report;
 pub mod resource;
 pub mod wire;
 

@@ -21,7 +21,7 @@ pub const RESOURCE_VAR_PREFIX: &str = "JTRES_";
 #[non_exhaustive]
 pub enum LookupError {
     /// The variable's value is not a valid wire form.
-    #[error("{var} does not hold a valid resource: {source}")]
+    #[error("{var} does not hold a valid resource")]
     Malformed {
         /// The variable that was read.
         var: String,

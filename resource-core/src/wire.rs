@@ -22,7 +22,7 @@ pub enum WireError {
     )]
     UnknownClass(String),
     /// The part after the class name is not valid JSON.
-    #[error("the resource's JSON is invalid: {0}")]
+    #[error("the resource's JSON is invalid")]
     InvalidJson(#[source] serde_json::Error),
     /// The JSON is not a list.
     #[error("the resource's JSON is not a list")]
@@ -39,7 +39,7 @@ pub enum WireError {
         field: &'static str,
     },
     /// A hash field is not 32 lowercase hex digits.
-    #[error("the resource's {field} is malformed: {source}")]
+    #[error("the resource's {field} is malformed")]
     InvalidHash {
         /// `pathHash` or `contentHash`.
         field: &'static str,

@@ -102,7 +102,7 @@ pub enum DiscoveryError {
         path: PathBuf,
     },
     /// The module file cannot be read.
-    #[error("{}: cannot use it as a user module: {source}", .path.display())]
+    #[error("{}: cannot use it as a user module", .path.display())]
     Unreadable {
         /// The file.
         path: PathBuf,

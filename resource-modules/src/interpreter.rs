@@ -77,7 +77,7 @@ sys.stdout.write(json.dumps(out))
 #[non_exhaustive]
 pub enum InterpreterError {
     /// The interpreter could not be started.
-    #[error("cannot start the Python interpreter {}: {source}", .python.display())]
+    #[error("cannot start the Python interpreter {}", .python.display())]
     Spawn {
         /// The interpreter.
         python: PathBuf,
@@ -103,7 +103,7 @@ pub enum InterpreterError {
         stderr: String,
     },
     /// The interpreter printed something that is not the expected JSON.
-    #[error("the Python interpreter {} gave an answer that cannot be read ({source}): {excerpt:?}", .python.display())]
+    #[error("the Python interpreter {} gave an answer that cannot be read: {excerpt:?}", .python.display())]
     BadOutput {
         /// The interpreter.
         python: PathBuf,
@@ -121,7 +121,7 @@ pub enum InterpreterError {
         reason: String,
     },
     /// A file the interpreter depends on (`pyvenv.cfg`) could not be read.
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,

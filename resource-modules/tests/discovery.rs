@@ -80,7 +80,16 @@ fn check(case: Case) -> TestResult {
         Expect::Fails(needles) => {
             let message = match result {
                 Ok(found) => return Err(format!("expected an error, got {found:?}").into()),
-                Err(err) => err.to_string(),
+                // The message and its chain of causes, as the CLI prints them.
+                Err(err) => {
+                    let mut message = err.to_string();
+                    let mut cause = std::error::Error::source(&err);
+                    while let Some(inner) = cause {
+                        message.push_str(&format!(": {inner}"));
+                        cause = inner.source();
+                    }
+                    message
+                }
             };
             for needle in needles {
                 let needle = needle.replace("{dir}", &dir.to_string_lossy());

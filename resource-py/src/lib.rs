@@ -22,6 +22,7 @@ use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyRuntimeErr
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use resource_archive::PackOptions;
+use resource_core::report::error_chain;
 use resource_core::{ContentHash, ModuleDescriptor, PathHash, Resource, ResourceKind, wire};
 use resource_modules::discover::{Shipping, ship_plan as plan_shipping};
 use resource_store::source::file::LocalFileSource;
@@ -59,7 +60,7 @@ fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
 /// The Python exception for a store error: the types Toil raises for the same failures, with
 /// our message.
 fn store_error(error: StoreError) -> PyErr {
-    let message = error.to_string();
+    let message = error_chain(&error);
     match &error {
         StoreError::Missing { .. } => PyFileNotFoundError::new_err(message),
         StoreError::Io { cause, .. } => match cause.raw_os_error() {
@@ -183,7 +184,7 @@ fn encode_wire(
 fn decode_wire(value: &str) -> PyResult<Fields> {
     wire::decode(value)
         .map(|resource| fields(&resource))
-        .map_err(|error| PyValueError::new_err(error.to_string()))
+        .map_err(|error| PyValueError::new_err(error_chain(&error)))
 }
 
 /// Publishes `leader_path` into the job store at `locator` (one of our locators, or a Toil file
@@ -404,7 +405,7 @@ fn ship_plan(
             "module {} has nothing to ship",
             descriptor.name
         ))),
-        Err(error) => Err(ResourceException::new_err(error.to_string())),
+        Err(error) => Err(ResourceException::new_err(error_chain(&error))),
     }
 }
 
@@ -444,9 +445,9 @@ fn read_stash(py: Python<'_>, dir_path: PathBuf) -> PyResult<Option<(String, boo
         name: String::new(),
         from_virtual_env: false,
     };
-    let original = descriptor
-        .globalized_from_stash(&stash)
-        .map_err(|error| PyValueError::new_err(format!("{}: {error}", path.display())))?;
+    let original = descriptor.globalized_from_stash(&stash).map_err(|error| {
+        PyValueError::new_err(format!("{}: {}", path.display(), error_chain(&error)))
+    })?;
     Ok(Some((
         original.dir_path.to_string_lossy().into_owned(),
         original.from_virtual_env,

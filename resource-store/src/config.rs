@@ -1,12 +1,14 @@
 //! How to reach a job store and what URLs to hand out: the caller's [`StoreConfig`], and the
 //! cloud clients built from it for the leader's stores and the worker's direct URLs alike.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 
+use crate::aws_credentials::AwsChainProvider;
 use crate::error::{Result, StoreError};
 
 /// How long a presigned URL stays valid unless told otherwise.
@@ -19,8 +21,12 @@ pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// Settings for the cloud clients, named as the standard variables (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_REGION`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …). Unknown names are
-    /// ignored.
+    /// `AWS_REGION`, `AWS_PROFILE`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`,
+    /// `AZURE_USE_AZURE_CLI`, …). Unknown names are ignored. Without `AWS_ACCESS_KEY_ID`, S3
+    /// credentials come from the AWS CLI's chain (see [`AwsCredentialsError`]), which reads the
+    /// process environment and `~/.aws` itself, as the AWS SDKs do.
+    ///
+    /// [`AwsCredentialsError`]: crate::AwsCredentialsError
     pub settings: Vec<(String, String)>,
     /// The endpoint of an S3-compatible service, an Azure emulator or a GCS server.
     pub endpoint: Option<String>,
@@ -70,6 +76,15 @@ impl StoreConfig {
             .collect()
     }
 
+    /// The value of one setting, if it is given and not empty.
+    fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .rev()
+            .find(|(key, value)| key == name && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+    }
+
     /// Refuses a URL validity that no provider allows.
     pub(crate) fn check_ttl(&self) -> Result<()> {
         if self.url_ttl > MAX_URL_TTL || self.url_ttl.is_zero() {
@@ -101,6 +116,12 @@ pub(crate) fn s3_builder(
     let mut builder = AmazonS3Builder::new().with_unsigned_payload(true);
     for (key, value) in config.settings_for("AWS_") {
         builder = builder.with_config(key, value);
+    }
+    // Keys given outright are used as they are; otherwise the AWS CLI's chain finds them (and
+    // object_store never falls through to instance metadata on its own).
+    if config.setting("AWS_ACCESS_KEY_ID").is_none() {
+        let profile = config.setting("AWS_PROFILE").map(str::to_owned);
+        builder = builder.with_credentials(Arc::new(AwsChainProvider::new(profile)));
     }
     builder = builder.with_bucket_name(bucket);
     if let Some(region) = region {

@@ -1,4 +1,6 @@
-//! The errors of job stores, publishing and installing. Each names the path, URL or object involved.
+//! The errors of job stores, publishing and installing. Each names the path, URL or object involved;
+//! its cause, if any, is its `source` and is not repeated in its message (print the chain, as the
+//! CLI does, to read the whole story).
 //!
 //! The conversions between [`StoreError`], `io::Error` (errors travel through `io::Read` streams)
 //! and `object_store::Error` live here too, in one place.
@@ -23,13 +25,12 @@ pub enum StoreError {
         accepted: &'static str,
     },
     /// A local file or directory could not be read or written.
-    // The cause is part of the message rather than a `#[source]`, so that error reporters that
-    // print the whole chain do not repeat it.
-    #[error("{}: {cause}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
         /// The underlying error.
+        #[source]
         cause: io::Error,
     },
     /// The leader path to publish does not exist.
@@ -88,7 +89,7 @@ pub enum StoreError {
         name: String,
     },
     /// The job store refused or failed an operation.
-    #[error("job store {store}: {operation} {object}: {cause}")]
+    #[error("job store {store}: {operation} {object}")]
     ObjectStore {
         /// The store, as shown to users.
         store: String,
@@ -97,6 +98,7 @@ pub enum StoreError {
         /// The object's name.
         object: String,
         /// The underlying error, boxed: it is large and errors should be cheap to return.
+        #[source]
         cause: Box<object_store::Error>,
     },
     /// A URL cannot be fetched by this worker.
@@ -169,13 +171,14 @@ pub enum StoreError {
         expected: u64,
     },
     /// Every attempt to fetch failed; the last failure is the cause.
-    #[error("{url}: giving up after {attempts} attempts: {last}")]
+    #[error("{url}: giving up after {attempts} attempts")]
     GaveUp {
         /// Where the bytes came from.
         url: String,
         /// How many attempts were made.
         attempts: u32,
         /// The last failure.
+        #[source]
         last: Box<StoreError>,
     },
     /// A directory could not be packed.
@@ -185,28 +188,31 @@ pub enum StoreError {
     #[error(transparent)]
     Scan(#[from] resource_modules::ScanError),
     /// An archive was refused while unpacking.
-    #[error("{url}: {cause}")]
+    #[error("{url}")]
     Unpack {
         /// Where the archive came from.
         url: String,
         /// Why it was refused.
+        #[source]
         cause: resource_archive::UnpackError,
     },
     /// A record (the store's `<name>.resource.json`, a cache entry's metadata) could not be
     /// encoded as JSON.
-    #[error("{record}: cannot encode the record as JSON: {cause}")]
+    #[error("{record}: cannot encode the record as JSON")]
     RecordJson {
         /// The record's object or path.
         record: String,
         /// What serde_json said.
+        #[source]
         cause: serde_json::Error,
     },
     /// A background task panicked or was cancelled.
-    #[error("internal task failed: {task}: {cause}")]
+    #[error("internal task failed: {task}")]
     TaskFailed {
         /// What the task was doing.
         task: &'static str,
         /// Whether it panicked (and with what message) or was cancelled.
+        #[source]
         cause: tokio::task::JoinError,
     },
     /// A thread feeding a transfer ended without handing over its result: it panicked.
@@ -333,10 +339,11 @@ mod tests {
             source: "gone".into(),
         };
         let error = object_store_error("s3://bucket".into(), "read", "shared/x".into())(cause);
-        let message = error.to_string();
+        assert_eq!(error.to_string(), "job store s3://bucket: read shared/x");
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
         assert!(
-            message.starts_with("job store s3://bucket: read shared/x: "),
-            "{message}"
+            cause.as_deref().is_some_and(|cause| cause.contains("gone")),
+            "the cause is the source: {error:?}"
         );
     }
 }

@@ -217,6 +217,9 @@ fn fetch_into(
     } else {
         None
     };
+    if let Some(progress) = &options.progress {
+        progress.set_total(len);
+    }
     let stream = fetch_stream(source, opening, asked, policy)
         .map_err(|cause| StoreError::io(&location, cause))?;
     let mut reader = HashingReader::new(ProgressReader {

@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod aws_credentials;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -46,6 +47,7 @@ pub mod testing;
 pub mod transfer;
 pub mod url;
 
+pub use aws_credentials::AwsCredentialsError;
 pub use cache::Cache;
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
@@ -54,7 +56,8 @@ pub use localize::{LocalizeError, LocalizeOptions, Localized, localize};
 pub use locator::StoreLocator;
 pub use progress::Progress;
 pub use publish::{
-    DryRun, PublishOptions, Published, Written, dry_run, publish, refresh, write_content,
+    DRY_RUN_TOP, DryRun, PublishOptions, Published, SizedEntry, Written, dry_run, publish, refresh,
+    write_content,
 };
 pub use source::ByteSource;
 pub use source::open::open_url;

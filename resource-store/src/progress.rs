@@ -4,19 +4,40 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-/// A callback that receives byte counts as work advances (for a progress bar).
+/// A callback that receives byte counts as work advances (for a progress bar), and optionally
+/// the total once it is known.
 #[derive(Clone)]
-pub struct Progress(Arc<dyn Fn(u64) + Send + Sync>);
+pub struct Progress {
+    advance: Arc<dyn Fn(u64) + Send + Sync>,
+    total: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
 
 impl Progress {
     /// Wraps a callback.
     pub fn new(report: impl Fn(u64) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(report))
+        Self {
+            advance: Arc::new(report),
+            total: None,
+        }
+    }
+
+    /// Adds a callback told the total number of bytes once the work is planned (the size of
+    /// the file or of the files to pack; the length of what is fetched).
+    pub fn with_total(mut self, total: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.total = Some(Arc::new(total));
+        self
     }
 
     /// Reports `bytes` more processed.
     pub fn advance(&self, bytes: u64) {
-        (self.0)(bytes);
+        (self.advance)(bytes);
+    }
+
+    /// Reports the total number of bytes the work will process.
+    pub fn set_total(&self, bytes: u64) {
+        if let Some(total) = &self.total {
+            total(bytes);
+        }
     }
 }
 

@@ -58,6 +58,57 @@ pub struct DryRun {
     pub stored_bytes: u64,
     /// The content hash of what would be stored.
     pub content_hash: ContentHash,
+    /// The largest top-level entries (files, and directories with the bytes of the files below
+    /// them), largest first, at most [`DRY_RUN_TOP`].
+    pub largest_entries: Vec<SizedEntry>,
+    /// The largest files, largest first, at most [`DRY_RUN_TOP`].
+    pub largest_files: Vec<SizedEntry>,
+}
+
+/// How many of the largest entries and files a [`DryRun`] lists.
+pub const DRY_RUN_TOP: usize = 10;
+
+/// A name in the archive and the bytes of file content it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizedEntry {
+    /// The entry's name in the archive (a directory's without its trailing `/`).
+    pub name: String,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// The largest top-level entries and the largest files of a plan, [`DRY_RUN_TOP`] of each.
+fn largest(plan: &resource_archive::PackPlan) -> (Vec<SizedEntry>, Vec<SizedEntry>) {
+    let mut top_level: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    let mut files = Vec::new();
+    for entry in plan.entries() {
+        let name = entry.name().trim_end_matches('/');
+        let top = name.split('/').next().unwrap_or(name);
+        let bytes = match entry.kind() {
+            resource_archive::PlanEntryKind::File { size } => *size,
+            _ => 0,
+        };
+        *top_level.entry(top).or_default() += bytes;
+        if let resource_archive::PlanEntryKind::File { size } = entry.kind() {
+            files.push(SizedEntry {
+                name: name.to_owned(),
+                bytes: *size,
+            });
+        }
+    }
+    let mut entries: Vec<SizedEntry> = top_level
+        .into_iter()
+        .map(|(name, bytes)| SizedEntry {
+            name: name.to_owned(),
+            bytes,
+        })
+        .collect();
+    for list in [&mut entries, &mut files] {
+        // Largest first; equal sizes by name, so the listing is stable.
+        list.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+        list.truncate(DRY_RUN_TOP);
+    }
+    (entries, files)
 }
 
 /// The kind a leader path would be published as, checking it exists and is usable.
@@ -152,6 +203,16 @@ impl Content {
         }
     }
 
+    /// The bytes of file content to stream: the file's size, or the planned files' sizes.
+    fn input_bytes(&self) -> Result<u64> {
+        match self {
+            Self::File(path) => Ok(std::fs::metadata(path)
+                .map_err(|source| StoreError::io(path, source))?
+                .len()),
+            Self::Archive(plan) => Ok(plan.file_bytes()),
+        }
+    }
+
     fn measure(&self) -> Result<(u64, ContentHash)> {
         let mut out = HashingWriter::new(std::io::sink());
         let len = self.write(&mut out)?;
@@ -213,6 +274,9 @@ pub async fn publish(
         }
     }
     let progress = options.progress.clone();
+    if let Some(progress) = &progress {
+        progress.set_total(content.input_bytes()?);
+    }
     let uploaded = store
         .upload(&shared_name, kind, move |out| {
             content.write(&mut ProgressWriter {
@@ -239,6 +303,16 @@ pub fn dry_run(leader_path: &Path, options: &PublishOptions) -> Result<DryRun> {
         Content::File(_) => (1, 0, stored_bytes),
         Content::Archive(plan) => (plan.file_count(), plan.dir_count(), plan.file_bytes()),
     };
+    let (largest_entries, largest_files) = match &content {
+        Content::File(_) => {
+            let only = vec![SizedEntry {
+                name: name.clone(),
+                bytes: stored_bytes,
+            }];
+            (only.clone(), only)
+        }
+        Content::Archive(plan) => largest(plan),
+    };
     Ok(DryRun {
         kind,
         name,
@@ -248,6 +322,8 @@ pub fn dry_run(leader_path: &Path, options: &PublishOptions) -> Result<DryRun> {
         bytes,
         stored_bytes,
         content_hash,
+        largest_entries,
+        largest_files,
     })
 }
 

@@ -131,7 +131,15 @@ pub(crate) fn is_transient(error: &StoreError) -> bool {
     match error {
         StoreError::Io { cause, .. } => !matches!(
             cause.kind(),
-            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::IsADirectory
+            io::ErrorKind::NotFound
+                | io::ErrorKind::PermissionDenied
+                | io::ErrorKind::IsADirectory
+                // A full disk, a file-size limit, a read-only file system or a name the file
+                // system refuses: the same write would fail again.
+                | io::ErrorKind::StorageFull
+                | io::ErrorKind::FileTooLarge
+                | io::ErrorKind::ReadOnlyFilesystem
+                | io::ErrorKind::InvalidFilename
         ),
         StoreError::HttpStatus { status, .. } => matches!(status, 408 | 429 | 500..=599),
         StoreError::Stalled { .. } | StoreError::Truncated { .. } | StoreError::Http { .. } => true,
@@ -791,6 +799,12 @@ mod tests {
             cause,
         };
         assert!(!is_transient(&error));
-        assert!(error.to_string().contains("a test panic"), "{error}");
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(
+            cause
+                .as_deref()
+                .is_some_and(|cause| cause.contains("a test panic")),
+            "{error:?}"
+        );
     }
 }

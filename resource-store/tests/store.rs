@@ -35,10 +35,10 @@ async fn a_failing_producer_leaves_nothing_under_the_name() -> TestResult {
         })
         .await;
     let error = result.err().ok_or("the upload should fail")?;
-    assert!(
-        error.to_string().contains("/leader/file: disk vanished"),
-        "{error}"
-    );
+    // The message names the path; its cause, the source, says why.
+    assert_eq!(error.to_string(), "/leader/file");
+    let cause = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(cause.as_deref(), Some("disk vanished"), "{error:?}");
     assert_eq!(shared_entries(scratch.path())?, Vec::<String>::new());
     Ok(())
 }

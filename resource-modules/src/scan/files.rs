@@ -17,7 +17,7 @@ pub enum ScanError {
         path: PathBuf,
     },
     /// The directory could not be listed.
-    #[error("cannot list {}: {source}", .path.display())]
+    #[error("cannot list {}", .path.display())]
     Io {
         /// The directory.
         path: PathBuf,
