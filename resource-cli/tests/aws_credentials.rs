@@ -222,6 +222,59 @@ fn credentials_from_the_aws_cli_files_profiles_and_credential_process() -> TestR
     Ok(())
 }
 
+/// The region comes from the chosen profile in `~/.aws/config` when no variable names one, as the
+/// AWS CLI takes it: the presigned URL is signed for it, and the worker fetches through it.
+#[test]
+fn the_region_comes_from_the_profile_in_the_aws_config_file() -> TestResult {
+    let server = s3s()?;
+    let scratch = tempfile::tempdir()?;
+    let dir = scratch.path();
+    let home = dir.join("home-region");
+    write(
+        &home.join(".aws/config"),
+        &format!(
+            "[default]\nregion = us-east-1\n\n[profile eu]\nregion = eu-west-2\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            server.access_key, server.secret_key
+        ),
+    )?;
+    let script = "print('eu')\n";
+    fs::write(dir.join("flow.py"), script)?;
+    let locator = format!("s3://{}/region-{}", server.bucket, std::process::id());
+    let args = [
+        "create",
+        "flow.py",
+        "--store",
+        &locator,
+        "--endpoint",
+        &server.endpoint,
+        "--profile",
+        "eu",
+        "--json",
+    ];
+    let created = resource(dir, &home, &args, &[])?;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let json: serde_json::Value = serde_json::from_slice(&created.stdout)?;
+    let url = json["url"].as_str().ok_or("no url")?;
+    assert!(
+        url.contains("%2Feu-west-2%2Fs3%2Faws4_request") || url.contains("/eu-west-2/s3/"),
+        "the presigned URL is not signed for the profile's region: {url}"
+    );
+    let var = json["envName"].as_str().ok_or("no envName")?;
+    let value = json["envValue"].as_str().ok_or("no envValue")?;
+    let root = dir.join("root-region");
+    let root_text = root.to_str().ok_or("not UTF-8")?;
+    let downloaded = resource(
+        dir,
+        &home,
+        &["download", "flow.py"],
+        &[(var, value), ("JTRES_ROOT", root_text)],
+    )?;
+    assert!(downloaded.status.success(), "{}", stderr(&downloaded));
+    let local = String::from_utf8(downloaded.stdout)?;
+    assert_eq!(fs::read_to_string(local.trim_end())?, script);
+    Ok(())
+}
+
 #[test]
 fn no_credentials_anywhere_names_what_was_tried() -> TestResult {
     let server = s3s()?;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::meta::region::ProvideRegion;
+use aws_config::profile::ProfileFileRegionProvider;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
 use object_store::CredentialProvider;
@@ -27,6 +29,21 @@ const TRIED: &str = "the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY variables, 
      ~/.aws/credentials and ~/.aws/config (credential_process, role_arn with source_profile, \
      SSO), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), the ECS container endpoint and EC2 \
      instance metadata (skipped when AWS_EC2_METADATA_DISABLED=true)";
+
+/// The region `~/.aws/config` (or `AWS_CONFIG_FILE`) gives `profile`, or `AWS_PROFILE`'s profile
+/// (else `default`) when it is `None`, as the AWS CLI reads it.
+///
+/// object_store needs the region when the client is built, before any request, so this reads the
+/// file there and then. The profile's files are read with plain blocking I/O (as aws-config itself
+/// does), so waiting on the future here needs no async runtime.
+pub(crate) fn profile_region(profile: Option<&str>) -> Option<String> {
+    let mut builder = ProfileFileRegionProvider::builder();
+    if let Some(profile) = profile {
+        builder = builder.profile_name(profile);
+    }
+    let provider = builder.build();
+    futures::executor::block_on(provider.region()).map(|region| region.as_ref().to_owned())
+}
 
 /// No credentials anywhere the AWS CLI would look, or the chain failed to load them.
 #[derive(Debug, thiserror::Error)]

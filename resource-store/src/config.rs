@@ -8,7 +8,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 
-use crate::aws_credentials::AwsChainProvider;
+use crate::aws_credentials::{AwsChainProvider, profile_region};
 use crate::error::{Result, StoreError};
 
 /// How long a presigned URL stays valid unless told otherwise.
@@ -114,6 +114,14 @@ pub(crate) fn s3_builder(
     // that every worker verifies already covers the bytes end to end. `AWS_UNSIGNED_PAYLOAD=false`
     // (applied below, after this default) signs them.
     let mut builder = AmazonS3Builder::new().with_unsigned_payload(true);
+    // The profile's region, as the AWS CLI takes it, unless a variable or the locator names one:
+    // a bucket outside object_store's default region answers every request with a redirect.
+    let region_given = region.is_some()
+        || config.setting("AWS_REGION").is_some()
+        || config.setting("AWS_DEFAULT_REGION").is_some();
+    if !region_given && let Some(profile_region) = profile_region(config.setting("AWS_PROFILE")) {
+        builder = builder.with_region(profile_region);
+    }
     for (key, value) in config.settings_for("AWS_") {
         builder = builder.with_config(key, value);
     }
