@@ -431,22 +431,13 @@ impl JobStore {
             .finish()
             .await
             .map_err(self.store_error("finish upload of", &object_path))?;
-        self.write_record(
-            name,
-            &StoredRecord {
-                kind: kind.short_name().into(),
-                content_hash: content_hash.clone(),
-                size,
-                e_tag: put.e_tag.clone(),
-            },
-        )
-        .await?;
-        Ok(Uploaded {
-            value,
+        let record = StoredRecord {
+            kind: kind.short_name().into(),
             content_hash,
             size,
             e_tag: put.e_tag,
-        })
+        };
+        self.finish_upload(name, record, value, true).await
     }
 
     /// Stores `chunks`, the whole object, with one `PUT`: with its hash and kind in its metadata
@@ -484,23 +475,33 @@ impl JobStore {
             .put_opts(&object_path, PutPayload::from_iter(chunks), options)
             .await
             .map_err(self.store_error("upload", &object_path))?;
-        if !self.has_metadata {
-            self.write_record(
-                name,
-                &StoredRecord {
-                    kind: kind.short_name().into(),
-                    content_hash: content_hash.clone(),
-                    size,
-                    e_tag: put.e_tag.clone(),
-                },
-            )
-            .await?;
-        }
-        Ok(Uploaded {
-            value,
+        let record = StoredRecord {
+            kind: kind.short_name().into(),
             content_hash,
             size,
             e_tag: put.e_tag,
+        };
+        self.finish_upload(name, record, value, !self.has_metadata)
+            .await
+    }
+
+    /// What an upload of `name` returns, after writing its record file when `write_record` (where
+    /// the object's own metadata cannot carry its hash).
+    async fn finish_upload<T>(
+        &self,
+        name: &str,
+        record: StoredRecord,
+        value: T,
+        write_record: bool,
+    ) -> Result<Uploaded<T>> {
+        if write_record {
+            self.write_record(name, &record).await?;
+        }
+        Ok(Uploaded {
+            value,
+            content_hash: record.content_hash,
+            size: record.size,
+            e_tag: record.e_tag,
         })
     }
 
