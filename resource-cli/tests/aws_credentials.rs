@@ -1,6 +1,7 @@
 //! S3 credentials where users keep them, against s3s-fs (which checks every signature): a fake
 //! `HOME` with `~/.aws/credentials`, a named profile in `~/.aws/config`, and a
-//! `credential_process` script; with nothing anywhere, the error says what was tried.
+//! `credential_process` script, also against moto; with nothing anywhere, the error says what
+//! was tried.
 //!
 //! Every process here runs with `AWS_EC2_METADATA_DISABLED=true`, so that the credential chain
 //! never asks the instance-metadata endpoint. The server is announced by `cargo xtask test`
@@ -11,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use resource_store::testing::visible_entries;
+use resource_store::testing::{create_moto_bucket, visible_entries};
 
 type Error = Box<dyn std::error::Error>;
 type TestResult = Result<(), Error>;
@@ -127,9 +128,31 @@ fn create_and_download(
     Ok(())
 }
 
+/// moto, which accepts any signature: the chain's credentials reach a second S3 implementation.
+fn moto() -> Result<S3s, Error> {
+    let endpoint = required("RESOURCE_TEST_S3_ENDPOINT")?;
+    let bucket = create_moto_bucket(&endpoint, "awscreds")?;
+    Ok(S3s {
+        endpoint,
+        bucket,
+        access_key: "aws-credentials-test-key".to_owned(),
+        secret_key: "aws-credentials-test-secret".to_owned(),
+    })
+}
+
 #[test]
 fn credentials_from_the_aws_cli_files_profiles_and_credential_process() -> TestResult {
-    let server = s3s()?;
+    credential_cases(&s3s()?, true)
+}
+
+#[test]
+fn credentials_from_the_aws_cli_files_profiles_and_credential_process_on_moto() -> TestResult {
+    credential_cases(&moto()?, false)
+}
+
+/// Creates and downloads with the credentials of `aws configure`'s files, a named profile and a
+/// `credential_process`; where `server` checks signatures, a wrong secret is refused too.
+fn credential_cases(server: &S3s, checks_signatures: bool) -> TestResult {
     let scratch = tempfile::tempdir()?;
     let dir = scratch.path();
 
@@ -143,7 +166,7 @@ fn credentials_from_the_aws_cli_files_profiles_and_credential_process() -> TestR
         ),
     )?;
     write(&home.join(".aws/config"), "[default]\nregion = us-east-1\n")?;
-    create_and_download(&server, dir, &home, "default", &[], &[])?;
+    create_and_download(server, dir, &home, "default", &[], &[])?;
 
     // A named profile in ~/.aws/config, chosen by --profile on the leader and AWS_PROFILE on the
     // worker; the default profile holds a wrong secret, which s3s-fs refuses.
@@ -163,7 +186,7 @@ fn credentials_from_the_aws_cli_files_profiles_and_credential_process() -> TestR
         ),
     )?;
     create_and_download(
-        &server,
+        server,
         dir,
         &home,
         "profile",
@@ -171,27 +194,9 @@ fn credentials_from_the_aws_cli_files_profiles_and_credential_process() -> TestR
         &[("AWS_PROFILE", "ci")],
     )?;
     // The default profile's wrong secret is refused: the chain's credentials are what signs.
-    fs::write(dir.join("flow.py"), "print(0)\n")?;
-    let locator = format!("s3://{}/refused-{}", server.bucket, std::process::id());
-    let refused = resource(
-        dir,
-        &home,
-        &[
-            "create",
-            "flow.py",
-            "--store",
-            &locator,
-            "--endpoint",
-            &server.endpoint,
-        ],
-        &[],
-    )?;
-    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
-    assert!(
-        !stderr(&refused).contains("not-the-secret"),
-        "{}",
-        stderr(&refused)
-    );
+    if checks_signatures {
+        refused_with_the_default_profile(server, dir, &home)?;
+    }
 
     // A credential_process script, as SSO helpers and vaults provide.
     let home = dir.join("home-process");
@@ -212,13 +217,40 @@ fn credentials_from_the_aws_cli_files_profiles_and_credential_process() -> TestR
         ),
     )?;
     create_and_download(
-        &server,
+        server,
         dir,
         &home,
         "process",
         &["--profile", "vault"],
         &[("AWS_PROFILE", "vault")],
     )?;
+    Ok(())
+}
+
+/// With `home`'s default profile holding a wrong secret, a create is refused and the secret is
+/// never printed.
+fn refused_with_the_default_profile(server: &S3s, dir: &Path, home: &Path) -> TestResult {
+    fs::write(dir.join("flow.py"), "print(0)\n")?;
+    let locator = format!("s3://{}/refused-{}", server.bucket, std::process::id());
+    let refused = resource(
+        dir,
+        home,
+        &[
+            "create",
+            "flow.py",
+            "--store",
+            &locator,
+            "--endpoint",
+            &server.endpoint,
+        ],
+        &[],
+    )?;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        !stderr(&refused).contains("not-the-secret"),
+        "{}",
+        stderr(&refused)
+    );
     Ok(())
 }
 
