@@ -34,18 +34,7 @@ fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
         println!("{}: bindings requirements up to date", venv.dir().display());
         return Ok(());
     }
-    let mut pip = Command::new(venv.python());
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--quiet",
-        "-r",
-    ])
-    .arg(&requirements);
-    run_checked(&mut pip)?;
+    venv.install_requirements(&requirements)?;
     fs::write(&stamp, wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
     Ok(())
 }

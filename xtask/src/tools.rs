@@ -123,6 +123,23 @@ impl Venv {
         Ok(())
     }
 
+    /// Installs the pinned packages that `requirements` lists into this virtualenv.
+    pub(crate) fn install_requirements(&self, requirements: &Path) -> Result<()> {
+        run_checked(
+            Command::new(self.python())
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--quiet",
+                    "-r",
+                ])
+                .arg(requirements),
+        )
+    }
+
     fn build(&self, stamp: &str) -> Result<()> {
         let start = Instant::now();
         println!(
@@ -135,25 +152,13 @@ impl Venv {
                 .with_context(|| format!("cannot remove {}", self.dir.display()))?;
         }
         run_checked(Command::new("python3").args(["-m", "venv"]).arg(&self.dir))?;
-        let mut install = Command::new(self.python());
-        install
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-                "-r",
-            ])
-            .arg(&self.requirements);
-        run_checked(&mut install)
+        self.install_requirements(&self.requirements)
             .with_context(|| format!("installing {}", self.requirements.display()))?;
         self.healthy().with_context(|| {
             format!(
-                "{} fails its check after `{}`",
+                "{} fails its check after installing {}",
                 self.dir.display(),
-                describe(&install)
+                self.requirements.display()
             )
         })?;
         let stamp_path = self.dir.join(STAMP);
