@@ -159,6 +159,34 @@ def test_python_job_store_gets_one_stream_and_the_urlopen_seam(tmp_path, worker_
     assert open(os.path.join(resource.localPath, "pkg", "mod.py")).read() == "VALUE = 42\n"
 
 
+class _RecordingBody(io.BytesIO):
+    """A body as urlopen returns one (a real stream), recording the size of every read."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.asked = []
+
+    def read(self, size=-1):
+        self.asked.append(size)
+        return super().read(size)
+
+
+def test_a_replaced_urlopen_is_streamed_into_the_spool_in_bounded_reads(tmp_path, worker_root):
+    data = bytes(range(256)) * (3 * 4096 + 17)  # 3 MiB and a bit: more than one chunk
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(data)
+    resource = FileResource.create(str(tmp_path / "js"), str(blob))
+    body = _RecordingBody(data)
+    opener = MagicMock(return_value=body)
+    with patch("toil.resource.urlopen", opener):
+        resource.download()
+    opener.assert_called_once_with(resource.url)
+    assert open(resource.localPath, "rb").read() == data
+    # Bounded reads only, never one read() of the whole body: constant memory.
+    assert all(0 < size <= 1 << 20 for size in body.asked), body.asked
+    assert len(body.asked) >= 4
+
+
 def test_wrong_bytes_are_refused_and_nothing_is_installed(tmp_path, worker_root):
     script = tmp_path / "flow.py"
     script.write_text("x = 1\n")

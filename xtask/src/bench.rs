@@ -7,8 +7,8 @@
 //!
 //! The run is a list of suites: [`archive_suite`] (create and download of whole inputs) makes
 //! the [`report::Report`] table; module discovery, one download per node, and ours against S3
-//! (one section each for moto and s3s-fs) are further functions called from [`run`] that add
-//! their own [`sections::Section`]s.
+//! (one section each for moto and s3s-fs) and the Python package against Toil's in one Python
+//! process are further functions called from [`run`] that add their own [`sections::Section`]s.
 
 mod contenders;
 mod discovery;
@@ -16,6 +16,7 @@ mod fanout;
 mod inputs;
 mod latency;
 mod prng;
+mod python;
 mod report;
 mod s3;
 mod sections;
@@ -51,6 +52,9 @@ pub(crate) struct Options<'a> {
 pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
     if options.only == Some("latency") {
         return run_latency(project, options);
+    }
+    if options.only == Some("python") {
+        return run_python(project, options);
     }
     let names: Vec<&'static str> = match options.only {
         None => inputs::NAMES.to_vec(),
@@ -132,6 +136,16 @@ pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> 
         runs,
     };
     sections.extend(s3::run(&s3_setup));
+    sections.push(python::run(&python::Setup {
+        project,
+        test_venv: &test_venv,
+        prepared: &prepared,
+        bench_root,
+        inputs_dir: &inputs_dir,
+        work: &work,
+        quick: options.quick,
+        runs,
+    }));
     reset_dir(&work)?;
 
     report.print();
@@ -181,6 +195,48 @@ fn run_latency(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     fs::write(&json_path, serde_json::to_string_pretty(&sections)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!("\nresults: {}", json_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--only python`: the Python package against Toil's (see [`python`]); its inputs are prepared
+/// by the section itself.
+fn run_python(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
+    let runs = if options.quick { 3 } else { 5 };
+    let bench_root = Path::new(BENCH_ROOT);
+    if !Path::new("/dev/shm").is_dir() {
+        bail!("/dev/shm is missing; the benchmarks need tmpfs");
+    }
+    header("tools");
+    let test_venv = Venv::test(project);
+    test_venv.ensure()?;
+    let inputs_dir = bench_root.join(if options.quick {
+        "inputs-quick"
+    } else {
+        "inputs"
+    });
+    fs::create_dir_all(&inputs_dir)
+        .with_context(|| format!("cannot create {}", inputs_dir.display()))?;
+    let work = bench_root.join("work");
+    let section = python::run(&python::Setup {
+        project,
+        test_venv: &test_venv,
+        prepared: &[],
+        bench_root,
+        inputs_dir: &inputs_dir,
+        work: &work,
+        quick: options.quick,
+        runs,
+    });
+    reset_dir(&work)?;
+    section.print();
+    let json_path = project.target_dir().join("bench").join("python.json");
+    if let Some(parent) = json_path.parent() {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    fs::write(&json_path, serde_json::to_string_pretty(&[&section])?)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("\nresults: {}", json_path.display());
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ verifying and installing are done by the native module, which releases the GIL w
 """
 
 import importlib
+import io
 import logging
 import os
 import shutil
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 # Toil's seam on the worker: a URL we do not fetch ourselves, or any URL once this (or
 # ``toil.resource.urlopen``) has been replaced, is fetched through it, called as Toil calls it.
 _STANDARD_URLOPEN = urlopen
+
+# The size of one read from a Python-fetched body into the spool file.
+_SPOOL_CHUNK = 1 << 20
 
 _INIT_FILES = ("__init__.py", "__init__.pyc", "__init__.pyo")
 
@@ -44,6 +48,21 @@ def _replaced_urlopen():
         if opener is not None and opener is not _STANDARD_URLOPEN:
             return opener
     return None
+
+
+def _spool_body(content, spool):
+    """Copy the body ``content`` (what ``urlopen`` returned) into ``spool``.
+
+    A real stream (``http.client.HTTPResponse``, or the file behind ``urllib``'s ``addinfourl``
+    for ``file:`` and ``ftp:``) is copied in chunks, in constant memory. Anything else is read
+    as Toil reads it, with one ``read()``: Toil's own tests replace ``urlopen`` with a mock whose
+    ``read`` returns the whole body whatever size is asked, which a chunked copy would repeat
+    forever.
+    """
+    if isinstance(content, io.IOBase) or isinstance(getattr(content, "fp", None), io.IOBase):
+        shutil.copyfileobj(content, spool, _SPOOL_CHUNK)
+    else:
+        spool.write(content.read())
 
 
 def _native_locator(jobStore):
@@ -170,15 +189,16 @@ class Resource(namedtuple("Resource", ("name", "pathHash", "url", "contentHash")
             return _native.install(fields, rootDirPath, environment, None, callback, stash)
         if opener is None:
             opener = _STANDARD_URLOPEN
-        # Fetched through Python, as Toil fetches it, into a file beside the local copies;
-        # verified and installed from there.
+        # Fetched through Python, as Toil fetches it, into a file beside the local copies, in
+        # chunks (constant memory, whatever the size of the resource); verified and installed
+        # from there.
         spool = tempfile.NamedTemporaryFile(
             dir=rootDirPath, prefix=".spool-%s-" % self.contentHash, delete=False
         )
         try:
             with spool:
                 with closing(opener(self.url)) as content:
-                    spool.write(content.read())
+                    _spool_body(content, spool)
             return _native.install(fields, rootDirPath, environment, spool.name, callback, stash)
         finally:
             os.unlink(spool.name)

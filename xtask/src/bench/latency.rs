@@ -26,7 +26,7 @@ use super::sections::Section;
 use crate::run::measure;
 
 /// The delay each way: a 20 ms round trip.
-const DELAY: Duration = Duration::from_millis(10);
+pub(super) const DELAY: Duration = Duration::from_millis(10);
 /// The per-connection cap of the second network.
 const CAP_BYTES_PER_SECOND: u64 = 100_000_000;
 /// Connections the ideal of a capped download counts on (ours fetches 4 ranges at once).
@@ -309,7 +309,7 @@ fn measure_size(
 
 /// `dir/tree-<bytes>/`: a directory resource with a small script and `bytes` of seeded noise,
 /// made once and reused.
-fn seeded_tree(dir: &Path, bytes: u64) -> Result<PathBuf> {
+pub(super) fn seeded_tree(dir: &Path, bytes: u64) -> Result<PathBuf> {
     let tree = dir.join(format!("tree-{bytes}"));
     let data = tree.join("data.bin");
     if fs::metadata(&data).is_ok_and(|meta| meta.len() == bytes) {
