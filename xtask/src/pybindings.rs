@@ -189,6 +189,18 @@ pub(crate) fn run(project: &Project, venv: &Venv) -> Result<Tally> {
         }
     }
 
+    // Toil's test package runs `rsync --version` when it is imported, so without rsync pytest
+    // collects nothing; say so rather than let an empty run pass.
+    if !Command::new("rsync")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success())
+    {
+        bail!(
+            "{TOIL_RESOURCE_TEST} needs rsync on PATH (Toil's test package runs it on import); \
+             install it (Debian: apt-get install rsync)"
+        );
+    }
     let with_toil = pytest(
         venv,
         &path,
@@ -207,6 +219,9 @@ pub(crate) fn run(project: &Project, venv: &Venv) -> Result<Tally> {
             TOIL_RESOURCE_TEST,
         ],
     )?;
+    if with_toil.is_empty() || with_ours.is_empty() {
+        bail!("{TOIL_RESOURCE_TEST} reported no test outcome in one of its two runs (see above)");
+    }
     println!("\n{TOIL_RESOURCE_TEST}, side by side:");
     println!("{:<48} {:<8} {:<8}", "test", "Toil's", "ours");
     let ids: std::collections::BTreeSet<&String> =
