@@ -181,6 +181,8 @@ fn measure_network(
 struct Samples {
     seconds: Vec<f64>,
     requests: Vec<f64>,
+    /// Peak RSS of each run, in MiB (ours only: Toil runs inside its driver's interpreter).
+    peak_rss_mib: Vec<f64>,
 }
 
 impl Samples {
@@ -264,7 +266,9 @@ fn measure_size(
         .context("curl | md5sum")?;
         let curl_requests = requests_now()? - before;
         if round > 0 {
-            ours.seconds.push(Sample::of(&measured, None).wall_s);
+            let sample = Sample::of(&measured, None);
+            ours.seconds.push(sample.wall_s);
+            ours.peak_rss_mib.push(sample.peak_rss_mib);
             ours.requests.push(ours_requests as f64);
             toil.seconds.push(toil_seconds);
             toil.requests.push(toil_requests as f64);
@@ -283,6 +287,9 @@ fn measure_size(
         "s",
     );
     section.value(format!("{label}: curl | md5sum"), curl_s, "s");
+    // The largest of the runs: memory must stay bounded in every run, not in the median one.
+    let ours_rss = ours.peak_rss_mib.iter().copied().fold(0.0, f64::max);
+    section.target(format!("{label}: peak RSS, ours (MiB)"), ours_rss, 64.0);
     section.value(format!("{label}: requests, ours"), ours_requests, "");
     section.value(format!("{label}: requests, Toil"), toil_requests, "");
     section.value(format!("{label}: requests, curl"), curl_requests, "");
