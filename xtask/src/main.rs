@@ -66,7 +66,7 @@ enum Command {
         #[arg(long)]
         quick: bool,
         /// Run only this input (tree_large, pkg_small, site_packages), or `latency`: downloads
-        /// through a delay proxy against Toil and curl.
+        /// through a delay proxy against Toil and curl, or `s3`: the S3 sections alone.
         #[arg(long, value_name = "NAME")]
         only: Option<String>,
     },
