@@ -391,6 +391,9 @@ fn server_round(
             .arg(format!("aws:amz:{REGION}:s3"))
             .arg("--user")
             .arg(format!("{}:{}", account.access_key, account.secret_key))
+            // s3s-fs, as S3, requires the payload's hash header; curl signs the header it is
+            // given but does not add it itself.
+            .args(["--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
             .arg("--upload-file")
             .arg(&archive)
             .arg(format!(
