@@ -93,6 +93,10 @@ struct Shared {
     first_byte_delay_ms: AtomicU64,
     /// The most bytes per second a response body is sent at; 0 for no limit.
     body_bytes_per_second: AtomicU64,
+    /// Requests being answered now, and the most at once so far (each request has a connection
+    /// of its own: answers close it).
+    open_now: AtomicU32,
+    most_open: AtomicU32,
     stopping: AtomicBool,
 }
 
@@ -122,7 +126,10 @@ impl HttpFileServer {
                     let shared = Arc::clone(&accepting);
                     let dir = dir.clone();
                     let _ = thread::Builder::new().spawn(move || {
+                        let open = shared.open_now.fetch_add(1, Ordering::SeqCst) + 1;
+                        shared.most_open.fetch_max(open, Ordering::SeqCst);
                         let _ = handle(stream, &dir, &shared);
+                        shared.open_now.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
             })?;
@@ -151,6 +158,11 @@ impl HttpFileServer {
             .lock()
             .map(|log| log.get(&format!("/{name}")).cloned().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// The most requests (and so connections) being answered at once so far, for any path.
+    pub fn most_open_at_once(&self) -> u32 {
+        self.shared.most_open.load(Ordering::SeqCst)
     }
 
     /// Whether to ignore `Range` headers from now on, answering every request with a 200 and the

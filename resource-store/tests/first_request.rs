@@ -219,3 +219,32 @@ fn a_large_resource_starts_with_its_first_range_and_asks_for_the_rest_beside_it(
     }
     Ok(())
 }
+
+#[test]
+fn asking_ahead_adds_no_request_and_no_byte_and_bounds_the_connections() -> TestResult {
+    let fixture = fixture()?;
+    // Bodies about as slow as a first byte: each body asks for the next range before it ends.
+    fixture
+        .server
+        .pace(std::time::Duration::from_millis(20), 16 << 20);
+    let resource = &fixture.large_file;
+    let len = stored_len(resource)?;
+    let ranges = u32::try_from(len.div_ceil(SMALL_RANGE))?;
+    for parallel_ranges in [2, 4] {
+        let mut options = small_ranges(RangeChoice::Ranges);
+        options.fetch.parallel_ranges = parallel_ranges;
+        let (requests, bytes) = fetch_over_http(&fixture, resource, &options)?;
+        let label = format!("{parallel_ranges} parallel ranges");
+        // Asked early or late, each range is asked for once and each byte sent once.
+        assert_eq!(requests, ranges, "{label}");
+        assert_eq!(bytes, len, "{label}");
+    }
+    // Bodies stream about `parallel_ranges` at a time; with the ranges asked ahead and those
+    // waiting for the reader, never more than twice that are open.
+    let most_open = fixture.server.most_open_at_once();
+    assert!(
+        (1..=8).contains(&most_open),
+        "{most_open} requests open at once, more than twice the 4 parallel ranges"
+    );
+    Ok(())
+}

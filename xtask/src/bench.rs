@@ -56,12 +56,15 @@ pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> 
     if options.only == Some("python") {
         return run_python(project, options);
     }
+    if options.only == Some("s3") {
+        return run_s3(project, options);
+    }
     let names: Vec<&'static str> = match options.only {
         None => inputs::NAMES.to_vec(),
         Some(only) => match inputs::NAMES.iter().find(|name| **name == only) {
             Some(name) => vec![*name],
             None => bail!(
-                "no benchmark input named {only:?}; known: {}",
+                "no benchmark input or section named {only:?}; known: {}, latency, s3, python",
                 inputs::NAMES.join(", ")
             ),
         },
@@ -155,6 +158,54 @@ pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> 
     let json_path = project.target_dir().join("bench").join("results.json");
     report.write_json(&json_path)?;
     sections::add_to_json(&json_path, &sections)?;
+    println!("\nresults: {}", json_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--only s3`: the S3 sections alone (see [`s3`]), on the tree input, without the main table.
+fn run_s3(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
+    let runs = if options.quick { 3 } else { 5 };
+    let bench_root = Path::new(BENCH_ROOT);
+    if !Path::new("/dev/shm").is_dir() {
+        bail!("/dev/shm is missing; the benchmarks need tmpfs");
+    }
+    header("cargo build --release -p resource-cli");
+    let ours = build_ours(project);
+    if let Err(reason) = &ours {
+        println!("ours: {reason}");
+    }
+    header("tools");
+    let test_venv = Venv::test(project);
+    test_venv.ensure()?;
+    header("inputs");
+    let inputs_dir = bench_root.join(if options.quick {
+        "inputs-quick"
+    } else {
+        "inputs"
+    });
+    fs::create_dir_all(&inputs_dir)
+        .with_context(|| format!("cannot create {}", inputs_dir.display()))?;
+    let input = inputs::prepare(project, "tree_large", options.quick, &inputs_dir)?;
+    let work = bench_root.join("work");
+    let sections = s3::run(&s3::Setup {
+        project,
+        test_venv: &test_venv,
+        ours: &ours,
+        input: Some(&input),
+        work: &work,
+        runs,
+    });
+    reset_dir(&work)?;
+    for section in &sections {
+        section.print();
+    }
+    let json_path = project.target_dir().join("bench").join("s3.json");
+    if let Some(parent) = json_path.parent() {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    fs::write(&json_path, serde_json::to_string_pretty(&sections)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("\nresults: {}", json_path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -66,8 +66,8 @@ enum Command {
         #[arg(long)]
         quick: bool,
         /// Run only this input (tree_large, pkg_small, site_packages), or `latency`: downloads
-        /// through a delay proxy against Toil and curl, or `python`: the Python package against
-        /// Toil's `toil.resource` in one Python process.
+        /// through a delay proxy against Toil and curl, `s3`: the S3 sections alone, or
+        /// `python`: the Python package against Toil's `toil.resource` in one Python process.
         #[arg(long, value_name = "NAME")]
         only: Option<String>,
     },

@@ -17,6 +17,8 @@ use crate::source::{ByteSource, Opening};
 /// The time to connect and to receive response headers.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per host for reuse; ureq keeps 3 by default.
+const IDLE_CONNECTIONS_KEPT: usize = 16;
 
 /// A resource behind an `http:` or `https:` URL.
 #[derive(Debug)]
@@ -45,6 +47,10 @@ impl HttpSource {
             .timeout_recv_response(Some(RESPONSE_TIMEOUT))
             // Status codes are examined here, to tell what is worth retrying.
             .http_status_as_error(false)
+            // A fetch keeps up to twice its parallel ranges' connections busy (bodies ask for
+            // the next range shortly before they end); keeping them all for reuse saves each
+            // later range a new connection (a round trip, and a TLS handshake over https).
+            .max_idle_connections_per_host(IDLE_CONNECTIONS_KEPT)
             .build()
             .into();
         Self {

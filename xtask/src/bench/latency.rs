@@ -283,6 +283,8 @@ fn measure_size(
         "s",
     );
     section.value(format!("{label}: curl | md5sum"), curl_s, "s");
+    let ours_rss = ours_peak_rss_mib(binary, served, &work.join("root"))?;
+    section.target(format!("{label}: peak RSS, ours (MiB)"), ours_rss, 64.0);
     section.value(format!("{label}: requests, ours"), ours_requests, "");
     section.value(format!("{label}: requests, Toil"), toil_requests, "");
     section.value(format!("{label}: requests, curl"), curl_requests, "");
@@ -305,6 +307,41 @@ fn measure_size(
         section.value(format!("{label}: ours / curl"), ours_s / curl_s, "");
     }
     Ok(())
+}
+
+/// Ours' peak RSS for one more, untimed download, taken by `/usr/bin/time`.
+///
+/// A child's `ru_maxrss` starts from its parent's resident size at the fork, and this process
+/// holds the proxy's queued bytes (hundreds of MiB while a large object is delayed), so the RSS
+/// `wait4` gives for a child of this process is this process's, not ours. `time` is a small
+/// process, and its child's peak is the child's own.
+fn ours_peak_rss_mib(binary: &Path, served: &Served, root: &Path) -> Result<f64> {
+    reset_dir(root)?;
+    let report = root.with_extension("rss");
+    measure(
+        Command::new("/usr/bin/time")
+            .env_clear()
+            .env("JTRES_ROOT", root)
+            .env(&served.env_name, &served.env_value)
+            .args(["--format", "%M", "--output"])
+            .arg(&report)
+            .arg(binary)
+            .arg("download")
+            .arg(&served.input)
+            .arg("--root")
+            .arg(root),
+    )
+    .context("ours under /usr/bin/time")?;
+    let printed =
+        fs::read_to_string(&report).with_context(|| format!("cannot read {}", report.display()))?;
+    let kib: f64 = printed
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .parse()
+        .with_context(|| format!("/usr/bin/time printed {printed:?}"))?;
+    Ok(kib / 1024.0)
 }
 
 /// `dir/tree-<bytes>/`: a directory resource with a small script and `bytes` of seeded noise,

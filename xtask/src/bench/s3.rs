@@ -1,7 +1,10 @@
 //! Ours against S3, one section per server, each server started as `cargo xtask test` starts it:
 //! moto (in memory, accepts any signature) and s3s-fs (over a directory, checks every signature
 //! as S3 does). Create and download of the tree input must stay within 64 MiB peak RSS and 1.5×
-//! ours on local disk.
+//! ours on local disk, and within 1.2× curl against the same server in the same round: the
+//! download against `curl | md5sum` of the same presigned URL, the create against one `curl -T`
+//! PUT (signed with `--aws-sigv4`) of the same archive bytes. curl has no multipart upload, so
+//! where ours must upload in parts the baseline is still one PUT.
 //!
 //! The local-disk figures are measured inside each section, alternating round by round with the
 //! S3 ones (local, S3, local, S3, …), and the medians of these interleaved runs are compared. On a
@@ -38,6 +41,10 @@ use crate::tools::Venv;
 
 /// Ours on S3 must take at most this many times ours on local disk.
 const S3_VS_LOCAL: f64 = 1.5;
+/// Ours must take at most this many times curl against the same server in the same round: a
+/// download against `curl | md5sum` of the same URL, a create against one `curl -T` PUT of the
+/// same archive bytes (a baseline that shares the server and the cores with ours).
+const S3_VS_CURL: f64 = 1.2;
 /// Ours must never exceed this peak RSS, in MiB.
 const PEAK_RSS_MIB: f64 = 64.0;
 /// The bucket made on moto; s3s-fs comes with its own, made before it starts.
@@ -191,6 +198,7 @@ struct SectionSamples {
     one_stream_download: Vec<Sample>,
     curl_download: Vec<Sample>,
     curl_md5: Vec<Sample>,
+    curl_put: Vec<Sample>,
 }
 
 fn measure_on(
@@ -251,6 +259,7 @@ fn measure_on(
                 .push(on_server.one_stream_download);
             samples.curl_download.push(on_server.curl_download);
             samples.curl_md5.push(on_server.curl_md5);
+            samples.curl_put.push(on_server.curl_put);
         }
     }
     println!();
@@ -280,6 +289,8 @@ struct ServerRound {
     one_stream_download: Sample,
     curl_download: Sample,
     curl_md5: Sample,
+    /// One `curl -T` PUT of the archive's bytes, signed with `--aws-sigv4`.
+    curl_put: Sample,
 }
 
 /// Ours creating into `s3://BUCKET/PREFIX` and downloading through the presigned URL, then curl
@@ -355,6 +366,44 @@ fn server_round(
             resource.content_hash
         );
     }
+    // The archive's bytes, fetched untimed, then PUT by curl in one request under the same
+    // prefix (so the round's deletion removes it), signed as ours signs: the least a create can
+    // cost on this server. curl has no multipart upload, so a large archive, which ours uploads
+    // in parts, is compared with curl's single PUT of the same bytes.
+    let archive = root.with_extension("archive");
+    output_checked(
+        Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--output"])
+            .arg(&archive)
+            .arg(&resource.url),
+    )
+    .context("curl fetching the archive for the PUT baseline")?;
+    let put = measure(
+        Command::new("curl")
+            .args([
+                "--silent",
+                "--show-error",
+                "--fail",
+                "--output",
+                "/dev/null",
+            ])
+            .arg("--aws-sigv4")
+            .arg(format!("aws:amz:{REGION}:s3"))
+            .arg("--user")
+            .arg(format!("{}:{}", account.access_key, account.secret_key))
+            // s3s-fs, as S3, requires the payload's hash header; curl signs the header it is
+            // given but does not add it itself.
+            .args(["--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .arg("--upload-file")
+            .arg(&archive)
+            .arg(format!(
+                "{}/{}/{prefix}/curl-put",
+                account.endpoint.trim_end_matches('/'),
+                account.bucket
+            )),
+    )
+    .context("curl -T of the archive")?;
+    fs::remove_file(&archive).with_context(|| format!("cannot remove {}", archive.display()))?;
     let deleted = deleter.delete(&format!("{prefix}/"))?;
 
     // The store decides where under the prefix the archive lives (`PREFIX/shared/` today); its
@@ -386,6 +435,7 @@ fn server_round(
         one_stream_download: one_stream,
         curl_download: Sample::of(&fetched, None),
         curl_md5: Sample::of(&hashed, None),
+        curl_put: Sample::of(&put, None),
     })
 }
 
@@ -453,6 +503,7 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
     let one_stream = Summary::of(samples.one_stream_download)?;
     let curl_download = Summary::of(samples.curl_download)?;
     let curl_md5 = Summary::of(samples.curl_md5)?;
+    let curl_put = Summary::of(samples.curl_put)?;
 
     let mut section = Section::new(server.title());
     section.value(
@@ -528,6 +579,21 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
         format!("download: {name} / local disk"),
         download.median_s / local_download.median_s,
         S3_VS_LOCAL,
+    );
+    section.value(
+        format!("create baseline: one curl -T PUT of the archive to {name}"),
+        curl_put.median_s,
+        "s",
+    );
+    section.target(
+        format!("create on {name} / curl -T PUT"),
+        create.median_s / curl_put.median_s,
+        S3_VS_CURL,
+    );
+    section.target(
+        format!("download from {name} / curl | md5sum"),
+        download.median_s / curl_md5.median_s,
+        S3_VS_CURL,
     );
     section.target(
         format!("create on {name}: peak RSS MiB"),
