@@ -48,8 +48,30 @@ pub(crate) struct Options<'a> {
     pub only: Option<&'a str>,
 }
 
+/// Holds [`BENCH_ROOT`] for one benchmark run, from any checkout: two runs would reset each
+/// other's stores under it (seen as a 404 from the test server) and share the two cores, which
+/// makes both runs' timings meaningless.
+fn lock_bench_root() -> Result<fs::File> {
+    fs::create_dir_all(BENCH_ROOT).with_context(|| format!("cannot create {BENCH_ROOT}"))?;
+    let path = Path::new(BENCH_ROOT).join(".lock");
+    let lock =
+        fs::File::create(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => bail!(
+            "another `cargo xtask bench` holds {}; wait for it to end, since two runs would \
+             reset each other's files and share the cores",
+            path.display()
+        ),
+        Err(fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 /// Runs the benchmarks and writes `target/bench/results.json`.
 pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
+    let _lock = lock_bench_root()?;
     if options.only == Some("latency") {
         return run_latency(project, options);
     }
