@@ -417,15 +417,24 @@ struct FirstRange {
 }
 
 impl ArrivedRange {
-    /// Whether fetching `parallel` ranges at once beats one stream, judged from this range.
+    /// Whether fetching `parallel` ranges of `range_len` bytes at once beats one stream, judged
+    /// from this range.
     ///
     /// With `n` ranges of per-request cost `f` and body time `b`, `parallel` at once take about
     /// `n / parallel × (f + b)` and one stream `n × b`: ranges pay while `f < (parallel − 1) × b`.
     /// A server that reads a whole object to answer any request (moto does) has an `f` far above
-    /// that, and is then read as one stream.
-    fn favours_ranges(&self, parallel: usize) -> bool {
-        let factor = u32::try_from(parallel.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.first_byte_after <= self.body_took.saturating_mul(factor)
+    /// that, and is then read as one stream. `b` is this body's time scaled to `range_len`: the
+    /// first range (the first request's) is twice a range by default, and judged by its own body
+    /// time it would favour ranges on a server where they lose.
+    fn favours_ranges(&self, parallel: usize, range_len: u64) -> bool {
+        let factor = parallel.saturating_sub(1) as u128;
+        let body_len = (self.bytes.len() as u128).max(1);
+        let range_body_nanos = self
+            .body_took
+            .as_nanos()
+            .saturating_mul(u128::from(range_len))
+            / body_len;
+        self.first_byte_after.as_nanos() <= range_body_nanos.saturating_mul(factor)
     }
 }
 
@@ -506,7 +515,7 @@ impl Dispatch {
         if !std::mem::replace(&mut self.measuring, false) {
             return;
         }
-        if range.favours_ranges(self.streams) {
+        if range.favours_ranges(self.streams, self.range_len) {
             self.choose_ranges();
             self.top_up();
         } else {
@@ -931,6 +940,26 @@ mod tests {
         for error in &not_retried {
             assert!(!is_transient(error), "{error:?} should not be retried");
         }
+    }
+
+    /// The first range is twice a range: its body time is judged per range, so a server whose
+    /// first byte costs more than three ranges' bodies is read as one stream even when it costs
+    /// less than three times the first range's body.
+    #[test]
+    fn the_choice_judges_a_longer_first_range_per_range() {
+        let range_len = 4 << 20;
+        let arrived = |len: usize, first_byte_ms: u64, body_ms: u64| ArrivedRange {
+            bytes: vec![0; len],
+            first_byte_after: Duration::from_millis(first_byte_ms),
+            body_took: Duration::from_millis(body_ms),
+        };
+        // A range: 70 ms ≤ 3 × 40 ms.
+        assert!(arrived(4 << 20, 70, 40).favours_ranges(4, range_len));
+        // The first range, 8 MiB in 40 ms, is 20 ms a range: 70 ms > 3 × 20 ms.
+        assert!(!arrived(8 << 20, 70, 40).favours_ranges(4, range_len));
+        assert!(arrived(8 << 20, 50, 40).favours_ranges(4, range_len));
+        // One stream at a time never favours ranges.
+        assert!(!arrived(4 << 20, 1, 40).favours_ranges(1, range_len));
     }
 
     /// Under [`RangeChoice::Measure`], the first range to arrive chooses ranges and the bodies
