@@ -48,10 +48,40 @@ pub(crate) struct Options<'a> {
     pub only: Option<&'a str>,
 }
 
+impl Options<'_> {
+    /// Timed runs per measurement, after a warm-up.
+    fn runs(&self) -> usize {
+        if self.quick { 3 } else { 5 }
+    }
+}
+
+/// Ours built in release (or why not) and the tests' virtualenv with Toil, ready.
+fn ours_and_tools(project: &Project) -> Result<(Result<PathBuf, String>, Venv)> {
+    header("cargo build --release -p resource-cli");
+    let ours = build_ours(project);
+    if let Err(reason) = &ours {
+        println!("ours: {reason}");
+    }
+    header("tools");
+    let test_venv = Venv::test(project);
+    test_venv.ensure()?;
+    Ok((ours, test_venv))
+}
+
+/// Where the inputs live under `bench_root` (the quick ones apart), created.
+fn inputs_dir(bench_root: &Path, quick: bool) -> Result<PathBuf> {
+    let dir = bench_root.join(if quick { "inputs-quick" } else { "inputs" });
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
 /// Holds [`BENCH_ROOT`] for one benchmark run, from any checkout: two runs would reset each
 /// other's stores under it (seen as a 404 from the test server) and share the two cores, which
 /// makes both runs' timings meaningless.
 fn lock_bench_root() -> Result<fs::File> {
+    if !Path::new("/dev/shm").is_dir() {
+        bail!("/dev/shm is missing; the benchmarks need tmpfs");
+    }
     fs::create_dir_all(BENCH_ROOT).with_context(|| format!("cannot create {BENCH_ROOT}"))?;
     let path = Path::new(BENCH_ROOT).join(".lock");
     let lock =
@@ -91,30 +121,13 @@ pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> 
             ),
         },
     };
-    let runs = if options.quick { 3 } else { 5 };
+    let runs = options.runs();
     let bench_root = Path::new(BENCH_ROOT);
-    if !Path::new("/dev/shm").is_dir() {
-        bail!("/dev/shm is missing; the benchmarks need tmpfs");
-    }
 
-    header("cargo build --release -p resource-cli");
-    let ours = build_ours(project);
-    if let Err(reason) = &ours {
-        println!("ours: {reason}");
-    }
-
-    header("tools");
-    let test_venv = Venv::test(project);
-    test_venv.ensure()?;
+    let (ours, test_venv) = ours_and_tools(project)?;
 
     header("inputs");
-    let inputs_dir = bench_root.join(if options.quick {
-        "inputs-quick"
-    } else {
-        "inputs"
-    });
-    fs::create_dir_all(&inputs_dir)
-        .with_context(|| format!("cannot create {}", inputs_dir.display()))?;
+    let inputs_dir = inputs_dir(bench_root, options.quick)?;
     let mut prepared = Vec::new();
     for name in names {
         prepared.push(inputs::prepare(project, name, options.quick, &inputs_dir)?);
@@ -186,27 +199,11 @@ pub(crate) fn run(project: &Project, options: &Options<'_>) -> Result<ExitCode> 
 
 /// `--only s3`: the S3 sections alone (see [`s3`]), on the tree input, without the main table.
 fn run_s3(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
-    let runs = if options.quick { 3 } else { 5 };
+    let runs = options.runs();
     let bench_root = Path::new(BENCH_ROOT);
-    if !Path::new("/dev/shm").is_dir() {
-        bail!("/dev/shm is missing; the benchmarks need tmpfs");
-    }
-    header("cargo build --release -p resource-cli");
-    let ours = build_ours(project);
-    if let Err(reason) = &ours {
-        println!("ours: {reason}");
-    }
-    header("tools");
-    let test_venv = Venv::test(project);
-    test_venv.ensure()?;
+    let (ours, test_venv) = ours_and_tools(project)?;
     header("inputs");
-    let inputs_dir = bench_root.join(if options.quick {
-        "inputs-quick"
-    } else {
-        "inputs"
-    });
-    fs::create_dir_all(&inputs_dir)
-        .with_context(|| format!("cannot create {}", inputs_dir.display()))?;
+    let inputs_dir = inputs_dir(bench_root, options.quick)?;
     let input = inputs::prepare(project, "tree_large", options.quick, &inputs_dir)?;
     let work = bench_root.join("work");
     let sections = s3::run(&s3::Setup {
@@ -234,19 +231,9 @@ fn run_s3(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
 
 /// `--only latency`: the latency sections alone (see [`latency`]).
 fn run_latency(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
-    let runs = if options.quick { 3 } else { 5 };
+    let runs = options.runs();
     let bench_root = Path::new(BENCH_ROOT);
-    if !Path::new("/dev/shm").is_dir() {
-        bail!("/dev/shm is missing; the benchmarks need tmpfs");
-    }
-    header("cargo build --release -p resource-cli");
-    let ours = build_ours(project);
-    if let Err(reason) = &ours {
-        println!("ours: {reason}");
-    }
-    header("tools");
-    let test_venv = Venv::test(project);
-    test_venv.ensure()?;
+    let (ours, test_venv) = ours_and_tools(project)?;
     header("latency");
     let work = bench_root.join("work");
     let sections = latency::run(&latency::Setup {
@@ -276,21 +263,12 @@ fn run_latency(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
 /// `--only python`: the Python package against Toil's (see [`python`]); its inputs are prepared
 /// by the section itself.
 fn run_python(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
-    let runs = if options.quick { 3 } else { 5 };
+    let runs = options.runs();
     let bench_root = Path::new(BENCH_ROOT);
-    if !Path::new("/dev/shm").is_dir() {
-        bail!("/dev/shm is missing; the benchmarks need tmpfs");
-    }
     header("tools");
     let test_venv = Venv::test(project);
     test_venv.ensure()?;
-    let inputs_dir = bench_root.join(if options.quick {
-        "inputs-quick"
-    } else {
-        "inputs"
-    });
-    fs::create_dir_all(&inputs_dir)
-        .with_context(|| format!("cannot create {}", inputs_dir.display()))?;
+    let inputs_dir = inputs_dir(bench_root, options.quick)?;
     let work = bench_root.join("work");
     let section = python::run(&python::Setup {
         project,
