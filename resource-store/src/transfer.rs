@@ -417,25 +417,26 @@ struct FirstRange {
 }
 
 impl ArrivedRange {
-    /// Whether fetching `parallel` ranges of `range_len` bytes at once beats one stream, judged
-    /// from this range.
+    /// Whether fetching `parallel` ranges at once beats one stream, judged from this range.
     ///
     /// With `n` ranges of per-request cost `f` and body time `b`, `parallel` at once take about
     /// `n / parallel × (f + b)` and one stream `n × b`: ranges pay while `f < (parallel − 1) × b`.
     /// A server that reads a whole object to answer any request (moto does) has an `f` far above
-    /// that, and is then read as one stream. `b` is this body's time scaled to `range_len`: the
-    /// first range (the first request's) is twice a range by default, and judged by its own body
-    /// time it would favour ranges on a server where they lose.
-    fn favours_ranges(&self, parallel: usize, range_len: u64) -> bool {
-        let factor = parallel.saturating_sub(1) as u128;
-        let body_len = (self.bytes.len() as u128).max(1);
-        let range_body_nanos = self
-            .body_took
-            .as_nanos()
-            .saturating_mul(u128::from(range_len))
-            / body_len;
-        self.first_byte_after.as_nanos() <= range_body_nanos.saturating_mul(factor)
+    /// that, and is then read as one stream.
+    fn favours_ranges(&self, parallel: usize) -> bool {
+        let factor = u32::try_from(parallel.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.first_byte_after <= self.body_took.saturating_mul(factor)
     }
+}
+
+/// How a [`ParallelRanges`] reads past the first range.
+enum Mode {
+    /// Ranges are asked for while the first one arrives; it decides whether more follow.
+    Measuring,
+    /// Asking for the next ranges as ranges are read and as bodies near their end.
+    Ranges,
+    /// Reading the rest, after the ranges asked for, as one stream.
+    Stream(ReadAhead),
 }
 
 /// Which ranges are asked for, and when: shared by the reader, which takes the ranges in order,
@@ -469,14 +470,6 @@ struct Dispatch {
     asking_ahead: bool,
     /// Buffers of ranges the reader is done with, for the next ranges.
     spare: Vec<Vec<u8>>,
-    /// Whether the first range to arrive, whichever it is, still has to choose between ranges
-    /// and one stream (under [`RangeChoice::Measure`]).
-    measuring: bool,
-    /// The one stream for what no range was asked for, once chosen, until the reader takes it
-    /// after the last range.
-    rest: Option<io::Result<ReadAhead>>,
-    source: Arc<dyn ByteSource>,
-    policy: FetchPolicy,
 }
 
 impl Dispatch {
@@ -504,45 +497,6 @@ impl Dispatch {
             self.streaming += 1;
             self.pending.push_back(arrival);
         }
-    }
-
-    /// A range arrived: the first to arrive, under [`RangeChoice::Measure`], chooses how the rest
-    /// is read. Choosing here, in the fetching thread, rather than when the reader takes the
-    /// first range, keeps the connections busy: the first range (the first request's, twice as
-    /// long as the others) arrives last, and until the choice nothing is asked ahead, so the
-    /// connections whose ranges arrived would sit idle until it did.
-    fn arrived(&mut self, range: &ArrivedRange) {
-        if !std::mem::replace(&mut self.measuring, false) {
-            return;
-        }
-        if range.favours_ranges(self.streams, self.range_len) {
-            self.choose_ranges();
-            self.top_up();
-        } else {
-            self.rest_as_stream();
-        }
-    }
-
-    /// One stream for what no range was asked for, read ahead from now on, kept for the reader;
-    /// no stream when the ranges asked for reach the end. Done under the lock, so that the
-    /// reader never finds the ranges done and no stream chosen yet.
-    fn rest_as_stream(&mut self) {
-        // The fetching threads end once the ranges queued already are fetched.
-        self.jobs = None;
-        if self.next_start >= self.len {
-            return;
-        }
-        let rest = ResumingReader::from(
-            Arc::clone(&self.source),
-            self.next_start,
-            self.len,
-            &self.policy,
-        );
-        self.rest = Some(ReadAhead::spawn(
-            rest,
-            self.source.location(),
-            self.policy.stall_timeout,
-        ));
     }
 
     /// A range's body is about one first-byte wait from its end (or ended, or failed): one body
@@ -587,17 +541,17 @@ impl NearEnd {
 ///
 /// The first range is the body of the first request, which gave the size; the next ranges (or
 /// the one stream for the rest) are asked for while it arrives, never after it. Under
-/// [`RangeChoice::Measure`] the first range to arrive is timed, in its fetching thread: when a
-/// request costs the server more than ranges save (see [`ArrivedRange::favours_ranges`]), the
-/// ranges in flight are read and the rest comes as one stream. Once ranges are chosen, each body
-/// asks for the next range about one first-byte wait before its end (see [`Dispatch`]). At most
-/// `2 × parallel_ranges` ranges are in flight or waiting ahead of the reader, so memory stays
-/// bounded whatever the source's length. A transfer is stalled when no thread has received a
-/// byte for `stall_timeout`; stalled threads are abandoned and end when their read returns.
+/// [`RangeChoice::Measure`] the first range is timed: when a request costs the server more than
+/// ranges save (see [`ArrivedRange::favours_ranges`]), the ranges in flight are read and the rest
+/// comes as one stream. Once ranges are chosen, each body asks for the next range about one
+/// first-byte wait before its end (see [`Dispatch`]). At most `2 × parallel_ranges` ranges are in
+/// flight or waiting ahead of the reader, so memory stays bounded whatever the source's length.
+/// A transfer is stalled when no thread has received a byte for `stall_timeout`; stalled threads
+/// are abandoned and end when their read returns.
 struct ParallelRanges {
+    source: Arc<dyn ByteSource>,
     policy: FetchPolicy,
-    /// The one stream for the rest, once the reader has read every range asked for.
-    stream: Option<ReadAhead>,
+    mode: Mode,
     dispatch: Arc<Mutex<Dispatch>>,
     current: Vec<u8>,
     consumed: usize,
@@ -617,10 +571,6 @@ impl ParallelRanges {
         let received = Arc::new(AtomicU64::new(0));
         let streams = policy.parallel_ranges.max(1);
         let (reply, arrival) = sync_channel(1);
-        let ranges = policy.parallel_ranges > 1
-            && policy.range_len > 0
-            && source.gains_from_parallel_ranges()
-            && policy.range_choice != RangeChoice::OneStream;
         let dispatch = Arc::new(Mutex::new(Dispatch {
             jobs: None,
             pending: VecDeque::from([arrival]),
@@ -633,56 +583,59 @@ impl ParallelRanges {
             most_pending: streams,
             asking_ahead: false,
             spare: Vec::new(),
-            measuring: false,
-            rest: None,
-            source: Arc::clone(&source),
-            policy: *policy,
         }));
-        let this = Self {
+        {
+            let source = Arc::clone(&source);
+            let received = Arc::clone(&received);
+            let mut near_end = NearEnd::new(&dispatch);
+            let policy = *policy;
+            thread::Builder::new()
+                .name("resource-range".into())
+                .spawn(move || {
+                    let location = source.location().to_owned();
+                    let mut reader =
+                        ResumingReader::range(source, 0, first.end, &policy).continuing(first.body);
+                    let result = read_timed(
+                        &mut reader,
+                        0..first.end,
+                        Vec::new(),
+                        &received,
+                        &location,
+                        first.asked,
+                        &mut near_end,
+                    );
+                    near_end.tell();
+                    let _ = reply.send(result);
+                })?;
+        }
+        let ranges = policy.parallel_ranges > 1
+            && policy.range_len > 0
+            && source.gains_from_parallel_ranges()
+            && policy.range_choice != RangeChoice::OneStream;
+        let mut this = Self {
             location: source.location().to_owned(),
+            source,
             policy: *policy,
-            stream: None,
+            mode: Mode::Ranges,
             dispatch,
             current: Vec::new(),
             consumed: 0,
             received,
         };
-        // The fetching threads and the choice are in place before the first range's thread
-        // starts, so that the first range to arrive finds ranges to choose or to stop.
         if ranges {
-            this.start_fetching(&source)?;
+            if policy.range_choice == RangeChoice::Measure {
+                this.mode = Mode::Measuring;
+            }
+            this.start_fetching()?;
             let mut dispatch = this.lock_dispatch()?;
-            match policy.range_choice {
-                RangeChoice::Ranges => dispatch.choose_ranges(),
-                _ => dispatch.measuring = true,
+            if policy.range_choice == RangeChoice::Ranges {
+                dispatch.choose_ranges();
             }
             dispatch.top_up();
+            drop(dispatch);
         } else {
-            this.lock_dispatch()?.rest_as_stream();
+            this.mode = this.rest_as_stream()?;
         }
-        let received = Arc::clone(&this.received);
-        let mut near_end = NearEnd::new(&this.dispatch);
-        let dispatch = Arc::clone(&this.dispatch);
-        let policy = *policy;
-        thread::Builder::new()
-            .name("resource-range".into())
-            .spawn(move || {
-                let location = source.location().to_owned();
-                let mut reader =
-                    ResumingReader::range(source, 0, first.end, &policy).continuing(first.body);
-                let result = read_timed(
-                    &mut reader,
-                    0..first.end,
-                    Vec::new(),
-                    &received,
-                    &location,
-                    first.asked,
-                    &mut near_end,
-                );
-                near_end.tell();
-                tell_arrived(&dispatch, &result);
-                let _ = reply.send(result);
-            })?;
         Ok(this)
     }
 
@@ -695,13 +648,33 @@ impl ParallelRanges {
         })
     }
 
+    /// One stream for what no range was asked for, read ahead from now on; no stream when the
+    /// ranges asked for reach the end.
+    fn rest_as_stream(&self) -> io::Result<Mode> {
+        let (next_start, len) = {
+            let mut dispatch = self.lock_dispatch()?;
+            // The fetching threads end once the ranges queued already are fetched.
+            dispatch.jobs = None;
+            (dispatch.next_start, dispatch.len)
+        };
+        if next_start >= len {
+            return Ok(Mode::Ranges);
+        }
+        let rest = ResumingReader::from(Arc::clone(&self.source), next_start, len, &self.policy);
+        Ok(Mode::Stream(ReadAhead::spawn(
+            rest,
+            &self.location,
+            self.policy.stall_timeout,
+        )?))
+    }
+
     /// Starts the threads that fetch ranges: one for each range that may be asked for at once.
-    fn start_fetching(&self, source: &Arc<dyn ByteSource>) -> io::Result<()> {
+    fn start_fetching(&mut self) -> io::Result<()> {
         let (jobs, job_queue) = channel::<RangeJob>();
         let job_queue = Arc::new(Mutex::new(job_queue));
         for _ in 0..most_pending_when_asking_ahead(&self.policy) {
             let job_queue = Arc::clone(&job_queue);
-            let source = Arc::clone(source);
+            let source = Arc::clone(&self.source);
             let received = Arc::clone(&self.received);
             let dispatch = Arc::clone(&self.dispatch);
             let policy = self.policy;
@@ -737,7 +710,6 @@ impl ParallelRanges {
                             &mut near_end,
                         );
                         near_end.tell();
-                        tell_arrived(&dispatch, &result);
                         let _ = reply.send(result);
                     }
                 })?;
@@ -772,13 +744,17 @@ impl ParallelRanges {
             }
         }
     }
-}
 
-/// Tells `dispatch` that a range arrived, when it did; a failed range chooses nothing (the reader
-/// reports its error).
-fn tell_arrived(dispatch: &Mutex<Dispatch>, result: &io::Result<ArrivedRange>) {
-    if let (Ok(range), Ok(mut dispatch)) = (result, dispatch.lock()) {
-        dispatch.arrived(range);
+    /// Decides, from the first range, how to read the rest: on with ranges, or, when they do not
+    /// pay, the ranges in flight and then one stream.
+    fn decide(&mut self, first: &ArrivedRange) -> io::Result<()> {
+        if first.favours_ranges(self.policy.parallel_ranges) {
+            self.mode = Mode::Ranges;
+            self.lock_dispatch()?.choose_ranges();
+        } else {
+            self.mode = self.rest_as_stream()?;
+        }
+        Ok(())
     }
 }
 
@@ -856,28 +832,29 @@ fn read_timed(
 
 impl Read for ParallelRanges {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(stream) = &mut self.stream {
-            return stream.read(buf);
-        }
         if self.consumed == self.current.len() {
             let next = self.lock_dispatch()?.pending.pop_front();
-            let Some(arrival) = next else {
-                // Every range asked for is read: the rest, if any, comes as one stream, chosen
-                // before the last range arrived.
-                let rest = self.lock_dispatch()?.rest.take();
-                return match rest {
-                    Some(stream) => self.stream.insert(stream?).read(buf),
-                    None => Ok(0),
-                };
-            };
-            let range = self.wait_for(&arrival)?;
-            let spent = std::mem::replace(&mut self.current, range.bytes);
-            self.consumed = 0;
-            let mut dispatch = self.lock_dispatch()?;
-            if spent.capacity() > 0 {
-                dispatch.spare.push(spent);
+            match next {
+                Some(arrival) => {
+                    let range = self.wait_for(&arrival)?;
+                    if let Mode::Measuring = self.mode {
+                        self.decide(&range)?;
+                    }
+                    let spent = std::mem::replace(&mut self.current, range.bytes);
+                    self.consumed = 0;
+                    let mut dispatch = self.lock_dispatch()?;
+                    if spent.capacity() > 0 {
+                        dispatch.spare.push(spent);
+                    }
+                    dispatch.top_up();
+                }
+                None => {
+                    return match &mut self.mode {
+                        Mode::Stream(stream) => stream.read(buf),
+                        _ => Ok(0),
+                    };
+                }
             }
-            dispatch.top_up();
         }
         Ok(copy_out(&self.current, &mut self.consumed, buf))
     }
@@ -940,78 +917,6 @@ mod tests {
         for error in &not_retried {
             assert!(!is_transient(error), "{error:?} should not be retried");
         }
-    }
-
-    /// The first range is twice a range: its body time is judged per range, so a server whose
-    /// first byte costs more than three ranges' bodies is read as one stream even when it costs
-    /// less than three times the first range's body.
-    #[test]
-    fn the_choice_judges_a_longer_first_range_per_range() {
-        let range_len = 4 << 20;
-        let arrived = |len: usize, first_byte_ms: u64, body_ms: u64| ArrivedRange {
-            bytes: vec![0; len],
-            first_byte_after: Duration::from_millis(first_byte_ms),
-            body_took: Duration::from_millis(body_ms),
-        };
-        // A range: 70 ms ≤ 3 × 40 ms.
-        assert!(arrived(4 << 20, 70, 40).favours_ranges(4, range_len));
-        // The first range, 8 MiB in 40 ms, is 20 ms a range: 70 ms > 3 × 20 ms.
-        assert!(!arrived(8 << 20, 70, 40).favours_ranges(4, range_len));
-        assert!(arrived(8 << 20, 50, 40).favours_ranges(4, range_len));
-        // One stream at a time never favours ranges.
-        assert!(!arrived(4 << 20, 1, 40).favours_ranges(1, range_len));
-    }
-
-    /// Under [`RangeChoice::Measure`], the first range to arrive chooses ranges and the bodies
-    /// ask ahead before the reader has taken a byte, up to twice the parallel ranges and no
-    /// further; then each range is asked for once and each byte sent once. Counted in requests,
-    /// never timed (a deadline only bounds the wait for the requests to come).
-    #[cfg(feature = "testing")]
-    #[test]
-    fn ranges_are_chosen_and_asked_ahead_before_the_reader_takes_the_first() -> io::Result<()> {
-        use crate::testing::{HttpFileServer, noise};
-
-        const RANGE: u64 = 256 << 10;
-        let dir = tempfile::tempdir()?;
-        let content = noise(3 << 20, 5);
-        std::fs::write(dir.path().join("blob"), &content)?;
-        let server = HttpFileServer::serve(dir.path())?;
-        // Bodies of 32 ms a range and free first bytes: ranges pay by a wide margin, even on a
-        // loaded machine (the same pace as faults.rs's check of the timed choice).
-        server.pace(Duration::ZERO, 8 << 20);
-        let policy = FetchPolicy {
-            parallel_ranges: 4,
-            range_len: RANGE,
-            first_request_len: RANGE,
-            range_choice: RangeChoice::Measure,
-            ..FetchPolicy::default()
-        };
-        let source = crate::open_url(&server.url("blob"), &Default::default()).map_err(to_io)?;
-        let asked = Instant::now();
-        let opening = source.open_start(policy.first_request_len).map_err(to_io)?;
-        let mut reader = fetch_stream(&source, opening, asked, &policy)?;
-        let most_pending = 2 * policy.parallel_ranges as u32;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while server.counts("blob").requests < most_pending && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(
-            server.counts("blob").requests,
-            most_pending,
-            "ranges past the first {} are asked for before the reader takes one",
-            policy.parallel_ranges
-        );
-        // Bodies of the ranges asked for have all arrived by now; none asks for more while the
-        // reader takes nothing, which is what bounds memory.
-        thread::sleep(Duration::from_millis(300));
-        assert_eq!(server.counts("blob").requests, most_pending);
-        let mut read = Vec::new();
-        reader.read_to_end(&mut read)?;
-        assert!(read == content, "the bytes read differ from the file's");
-        let ranges = u32::try_from(content.len().div_ceil(RANGE as usize)).unwrap_or(u32::MAX);
-        assert_eq!(server.counts("blob").requests, ranges);
-        assert_eq!(server.counts("blob").bytes_sent, content.len() as u64);
-        Ok(())
     }
 
     #[tokio::test]
