@@ -215,18 +215,7 @@ fn run_s3(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
         runs,
     });
     reset_dir(&work)?;
-    for section in &sections {
-        section.print();
-    }
-    let json_path = project.target_dir().join("bench").join("s3.json");
-    if let Some(parent) = json_path.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    fs::write(&json_path, serde_json::to_string_pretty(&sections)?)
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-    println!("\nresults: {}", json_path.display());
-    Ok(ExitCode::SUCCESS)
+    print_and_write(project, "s3", &sections)
 }
 
 /// `--only latency`: the latency sections alone (see [`latency`]).
@@ -246,18 +235,7 @@ fn run_latency(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
         runs,
     });
     reset_dir(&work)?;
-    for section in &sections {
-        section.print();
-    }
-    let json_path = project.target_dir().join("bench").join("latency.json");
-    if let Some(parent) = json_path.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    fs::write(&json_path, serde_json::to_string_pretty(&sections)?)
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-    println!("\nresults: {}", json_path.display());
-    Ok(ExitCode::SUCCESS)
+    print_and_write(project, "latency", &sections)
 }
 
 /// `--only python`: the Python package against Toil's (see [`python`]); its inputs are prepared
@@ -281,13 +259,27 @@ fn run_python(project: &Project, options: &Options<'_>) -> Result<ExitCode> {
         runs,
     });
     reset_dir(&work)?;
-    section.print();
-    let json_path = project.target_dir().join("bench").join("python.json");
+    print_and_write(project, "python", std::slice::from_ref(&section))
+}
+
+/// Prints a section-only run's sections and writes them to `target/bench/<name>.json`.
+fn print_and_write(
+    project: &Project,
+    name: &str,
+    sections: &[sections::Section],
+) -> Result<ExitCode> {
+    for section in sections {
+        section.print();
+    }
+    let json_path = project
+        .target_dir()
+        .join("bench")
+        .join(format!("{name}.json"));
     if let Some(parent) = json_path.parent() {
         fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    fs::write(&json_path, serde_json::to_string_pretty(&[&section])?)
+    fs::write(&json_path, serde_json::to_string_pretty(sections)?)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("\nresults: {}", json_path.display());
     Ok(ExitCode::SUCCESS)

@@ -109,17 +109,10 @@ struct Served {
     url: String,
 }
 
-fn measure_network(
-    setup: &Setup<'_>,
-    binary: &Path,
-    cap: u64,
-    title: &'static str,
-) -> Result<Section> {
-    let work = setup.work.join("latency");
-    reset_dir(&work)?;
-    let store = work.join("store");
-    let server =
-        HttpFileServer::serve(&store.join("shared")).context("starting the HTTP server")?;
+/// The test HTTP file server on `dir` behind a delay proxy of [`DELAY`] each way, capped at
+/// `cap` bytes per second per connection (0: uncapped). The server must outlive the proxy's use.
+pub(super) fn serve_delayed(dir: &Path, cap: u64) -> Result<(HttpFileServer, DelayProxy)> {
+    let server = HttpFileServer::serve(dir).context("starting the HTTP server")?;
     let upstream = server
         .url("")
         .trim_start_matches("http://")
@@ -134,6 +127,19 @@ fn measure_network(
         },
     )
     .context("starting the delay proxy")?;
+    Ok((server, proxy))
+}
+
+fn measure_network(
+    setup: &Setup<'_>,
+    binary: &Path,
+    cap: u64,
+    title: &'static str,
+) -> Result<Section> {
+    let work = setup.work.join("latency");
+    reset_dir(&work)?;
+    let store = work.join("store");
+    let (_server, proxy) = serve_delayed(&store.join("shared"), cap)?;
     let mut section = Section::new(title);
     for size in sizes(setup.quick) {
         let input = seeded_tree(&setup.bench_root.join("latency"), size)?;

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use resource_store::testing::{DelayProxy, HttpFileServer, ProxyOptions};
 use serde_json::Value;
 
 use super::contenders::kib_to_mib;
@@ -82,21 +81,7 @@ fn measure_section(setup: &Setup<'_>) -> Result<Section> {
     reset_dir(&work)?;
     let served = work.join("served");
     fs::create_dir_all(&served).with_context(|| format!("cannot create {}", served.display()))?;
-    let server = HttpFileServer::serve(&served).context("starting the HTTP server")?;
-    let upstream = server
-        .url("")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .context("the HTTP server's address")?;
-    let proxy = DelayProxy::start(
-        upstream,
-        ProxyOptions {
-            delay: latency::DELAY,
-            bytes_per_second: 0,
-        },
-    )
-    .context("starting the delay proxy")?;
+    let (_server, proxy) = latency::serve_delayed(&served, 0)?;
     let driver = |only: Option<&str>, runs: usize| {
         let mut command = Command::new(setup.test_venv.python());
         command
