@@ -18,6 +18,42 @@ use crate::tools::Venv;
 /// The pytest module of Toil's that tests its `toil.resource`.
 const TOIL_RESOURCE_TEST: &str = "toil.test.src.resourceTest";
 
+/// Makes sure `rsync` is on PATH, installing Debian's package when it is missing and this user
+/// can: Toil's test package runs `rsync --version` when it is imported, so without rsync pytest
+/// collects nothing, and a clean CI machine need not have it.
+fn ensure_rsync() -> Result<()> {
+    let present = || {
+        Command::new("rsync")
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if present() {
+        return Ok(());
+    }
+    let as_root = output_checked(Command::new("id").arg("-u"))
+        .is_ok_and(|uid| uid.trim() == "0");
+    if as_root {
+        println!("rsync is missing: installing Debian's package (Toil's test package needs it)");
+        let mut install = Command::new("apt-get");
+        install
+            .args(["install", "-y", "--no-install-recommends", "rsync"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        if run_checked(&mut install).is_err() {
+            // The package lists of a fresh machine may be empty; one update, then again.
+            run_checked(Command::new("apt-get").arg("update"))?;
+            run_checked(&mut install)?;
+        }
+    }
+    if !present() {
+        bail!(
+            "{TOIL_RESOURCE_TEST} needs rsync on PATH (Toil's test package runs it on import); \
+             install it (Debian: apt-get install rsync)"
+        );
+    }
+    Ok(())
+}
+
 /// Installs the pinned bindings requirements into the test venv, unless its stamp says they are.
 fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
     let requirements = project.xtask_dir().join("requirements-bindings.txt");
@@ -189,18 +225,7 @@ pub(crate) fn run(project: &Project, venv: &Venv) -> Result<Tally> {
         }
     }
 
-    // Toil's test package runs `rsync --version` when it is imported, so without rsync pytest
-    // collects nothing; say so rather than let an empty run pass.
-    if !Command::new("rsync")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success())
-    {
-        bail!(
-            "{TOIL_RESOURCE_TEST} needs rsync on PATH (Toil's test package runs it on import); \
-             install it (Debian: apt-get install rsync)"
-        );
-    }
+    ensure_rsync()?;
     let with_toil = pytest(
         venv,
         &path,
