@@ -31,8 +31,7 @@ fn ensure_rsync() -> Result<()> {
     if present() {
         return Ok(());
     }
-    let as_root = output_checked(Command::new("id").arg("-u"))
-        .is_ok_and(|uid| uid.trim() == "0");
+    let as_root = output_checked(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
     if as_root {
         println!("rsync is missing: installing Debian's package (Toil's test package needs it)");
         let mut install = Command::new("apt-get");
