@@ -157,7 +157,8 @@ def test_create_writes_natively_where_toil_reads(
     assert hashlib.md5(stored).hexdigest() == resource.contentHash
     if input_kind == "package":
         names = set(zipfile.ZipFile(io.BytesIO(stored)).namelist())
-        assert {"__init__.py", "mod.py", "sub/deep.py"} <= names
+        # A package is archived under its own name, as Toil archives it.
+        assert {"pkg/__init__.py", "pkg/mod.py", "pkg/sub/deep.py"} <= names
     else:
         assert stored == path.read_bytes()
 
@@ -175,7 +176,7 @@ def test_a_toil_worker_installs_it(tmp_path, job_store, worker_root):
     assert type(toils) is toil_resource.DirectoryResource
     toils.download()
     assert (toils.localDirPath, toils.contentHash) == (ours.localDirPath, ours.contentHash)
-    with open(os.path.join(toils.localPath, "sub", "deep.py"), encoding="utf-8") as deep:
+    with open(os.path.join(toils.localPath, "pkg", "sub", "deep.py"), encoding="utf-8") as deep:
         assert deep.read() == "DEEP = 'é'\n"
 
 
@@ -184,7 +185,7 @@ def test_ours_downloads_it(tmp_path, job_store, worker_root):
     resource = Resource.create(job_store, str(package))
     progress = []
     resource.download(callback=lambda *args: progress.append(args))
-    with open(os.path.join(resource.localPath, "mod.py"), encoding="utf-8") as mod:
+    with open(os.path.join(resource.localPath, "pkg", "mod.py"), encoding="utf-8") as mod:
         assert mod.read() == "VALUE = 42\n"
     assert str(worker_root) in resource.localDirPath
 

@@ -178,7 +178,11 @@ fn pytest(
 /// our tests, and each of Toil's tests run with ours installed, which fails when it passed with
 /// Toil's implementation and not with ours. `server_env` are the running test servers'
 /// variables, which our tests read.
-pub(crate) fn run(project: &Project, venv: &Venv, server_env: &[(String, String)]) -> Result<Tally> {
+pub(crate) fn run(
+    project: &Project,
+    venv: &Venv,
+    server_env: &[(String, String)],
+) -> Result<Tally> {
     ensure_requirements(project, venv)?;
     let wheel = build_and_install(project, venv)?;
     println!("installed {}", wheel.display());
