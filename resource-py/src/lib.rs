@@ -189,15 +189,18 @@ fn decode_wire(value: &str) -> PyResult<Fields> {
 
 /// Publishes `leader_path` into the job store at `locator` (one of our locators, or a Toil file
 /// job store's directory); returns the resource's fields. `class_name` forces the kind; `env`
-/// is the process environment, read for credentials and `HOME`.
+/// is the process environment, read for credentials and `HOME`; `endpoint` is the service the
+/// store's client talks to when it is not the provider's own (the endpoint of a Toil AWS job
+/// store's boto3 client, say, so that we write where that job store reads).
 #[pyfunction]
-#[pyo3(signature = (locator, leader_path, class_name=None, env=Vec::new()))]
+#[pyo3(signature = (locator, leader_path, class_name=None, env=Vec::new(), endpoint=None))]
 fn publish(
     py: Python<'_>,
     locator: &str,
     leader_path: PathBuf,
     class_name: Option<&str>,
     env: Vec<(String, String)>,
+    endpoint: Option<String>,
 ) -> PyResult<Fields> {
     let kind = requested_kind(class_name)?;
     let locator = StoreLocator::from_str(locator).map_err(store_error)?;
@@ -205,7 +208,10 @@ fn publish(
         .iter()
         .find(|(name, _)| name == "HOME")
         .map(|(_, value)| PathBuf::from(value));
-    let config = StoreConfig::from_vars(env);
+    let config = StoreConfig {
+        endpoint,
+        ..StoreConfig::from_vars(env)
+    };
     let runtime = runtime()?;
     py.detach(move || {
         let store = JobStore::open_with(&locator, &config)?;

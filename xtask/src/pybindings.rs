@@ -165,8 +165,15 @@ fn pyenv_bin(version: &str) -> Option<PathBuf> {
 type Outcomes = BTreeMap<String, String>;
 
 /// Runs pytest with `-rA` and reads every `PASSED id` / `FAILED id` / `ERROR id` line of its
-/// summary, printing its output as it is.
-fn pytest(venv: &Venv, path: &OsString, scratch: &Path, args: &[&str]) -> Result<Outcomes> {
+/// summary, printing its output as it is. `server_env` tells the tests where the test servers
+/// are (`RESOURCE_TEST_S3_ENDPOINT`, …).
+fn pytest(
+    venv: &Venv,
+    path: &OsString,
+    scratch: &Path,
+    server_env: &[(String, String)],
+    args: &[&str],
+) -> Result<Outcomes> {
     let mut command = Command::new(venv.python());
     command
         .args(["-m", "pytest", "-rA", "-p", "no:cacheprovider"])
@@ -174,6 +181,7 @@ fn pytest(venv: &Venv, path: &OsString, scratch: &Path, args: &[&str]) -> Result
         .current_dir(scratch)
         .env("PATH", path)
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(server_env.iter().map(|(name, value)| (name, value)))
         .env_remove("JTRES_ROOT");
     println!("$ {}", describe(&command));
     let output = command
@@ -203,8 +211,13 @@ fn pytest(venv: &Venv, path: &OsString, scratch: &Path, args: &[&str]) -> Result
 
 /// Builds and installs the wheel, runs our tests and Toil's resourceTest twice; the tally counts
 /// our tests, and each of Toil's tests run with ours installed, which fails when it passed with
-/// Toil's implementation and not with ours.
-pub(crate) fn run(project: &Project, venv: &Venv) -> Result<Tally> {
+/// Toil's implementation and not with ours. `server_env` are the running test servers'
+/// variables, which our tests read.
+pub(crate) fn run(
+    project: &Project,
+    venv: &Venv,
+    server_env: &[(String, String)],
+) -> Result<Tally> {
     ensure_requirements(project, venv)?;
     let wheel = build_and_install(project, venv)?;
     println!("installed {}", wheel.display());
@@ -215,7 +228,7 @@ pub(crate) fn run(project: &Project, venv: &Venv) -> Result<Tally> {
     let tests = tests.to_string_lossy().into_owned();
 
     let mut tally = Tally::default();
-    let ours = pytest(venv, &path, &scratch, &["-q", &tests])?;
+    let ours = pytest(venv, &path, &scratch, server_env, &["-q", &tests])?;
     for outcome in ours.values() {
         if outcome == "PASSED" {
             tally.passed += 1;
@@ -229,12 +242,14 @@ pub(crate) fn run(project: &Project, venv: &Venv) -> Result<Tally> {
         venv,
         &path,
         &scratch,
+        server_env,
         &["-q", "--pyargs", TOIL_RESOURCE_TEST],
     )?;
     let with_ours = pytest(
         venv,
         &path,
         &scratch,
+        server_env,
         &[
             "-q",
             "-p",

@@ -93,18 +93,23 @@ fn run_steps(
         test.env(name, value);
     }
     let mut tally = timings.step(7, STEPS, &describe(&test), || cargo_tests(&mut test))?;
-    drop(running);
-    // The Python bindings: in the whole run, or when the chosen tests name their crate.
+    // The Python bindings: in the whole run, or when the chosen tests name their crate. The
+    // servers stay up for them: our pytest tests write Toil's AWS job store in moto.
     if cargo_test_args.is_empty() || cargo_test_args.iter().any(|arg| arg == "resource-py") {
+        let server_env: Vec<(String, String)> = running
+            .env()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
         let python = timings.step(
             8,
             STEPS,
             "Python bindings: wheel, pytest, Toil's resourceTest with Toil's and ours",
-            || pybindings::run(project, &venv),
+            || pybindings::run(project, &venv, &server_env),
         )?;
         tally.passed += python.passed;
         tally.failed += python.failed;
     }
+    drop(running);
     Ok(tally)
 }
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections import namedtuple
 from contextlib import closing
+from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 from . import _native
@@ -65,13 +66,98 @@ def _spool_body(content, spool):
         spool.write(content.read())
 
 
+# Toil's AWS job store keeps its shared files at the root of bucket ``<name>--toil``.
+_TOIL_BUCKET_SUFFIX = "--toil"
+
+# The variables that say who a client is and where it talks to. For a Toil AWS job store its
+# boto3 client has settled both; the process environment's own must not mix with them.
+_AWS_IDENTITY_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+)
+
+
+class _NativeTarget(
+    namedtuple("_NativeTarget", ("locator", "environment", "endpoint", "jobStoreUrl"))
+):
+    """A store we write natively: our locator for it, the variables it is opened with, the
+    endpoint of its service when that is not the provider's own, and whether the resource's
+    URL is the job store object's ``getSharedPublicUrl`` rather than ours."""
+
+    __slots__ = ()
+
+
 def _native_locator(jobStore):
-    """Where a job store object lives, when we write it natively: a Toil ``FileJobStore``'s
-    directory. Other job stores are written through their own streams."""
+    """Where a job store object lives, when we write it natively, or None: it is then written
+    through its own ``write_shared_file_stream``.
+
+    A Toil ``FileJobStore`` is written in its directory, and a Toil ``AWSJobStore`` in its
+    bucket, through the credentials and the endpoint of the job store's own boto3 client, so
+    that we write exactly where that job store (and a Toil worker holding its URL) reads.
+    Toil's Google job store stays on the stream path: it talks to GCS through
+    google-cloud-storage (the JSON API), which is not installed here, and no server that runs
+    on this machine serves both that API and the XML API our GCS client writes through, so a
+    native write could be neither checked against Toil's own reads nor tested.
+    """
+    kind = type(jobStore).__name__
     directory = getattr(jobStore, "jobStoreDir", None)
-    if type(jobStore).__name__ == "FileJobStore" and isinstance(directory, str):
-        return directory
+    if kind == "FileJobStore" and isinstance(directory, str):
+        return _NativeTarget(directory, _environment(), None, False)
+    if kind == "AWSJobStore":
+        return _aws_target(jobStore)
     return None
+
+
+def _aws_target(jobStore):
+    """A Toil ``AWSJobStore`` as ``aws:REGION:NAME``, opened with its client's credentials and
+    endpoint; None when the job store does not look as Toil 9's does, or its client signs
+    nothing (then its own stream is the only way to write as it does)."""
+    region = getattr(jobStore, "region", None)
+    bucket = getattr(jobStore, "bucket_name", None)
+    client = getattr(jobStore, "s3_client", None)
+    if not (
+        isinstance(region, str)
+        and isinstance(bucket, str)
+        and bucket.endswith(_TOIL_BUCKET_SUFFIX)
+        and client is not None
+    ):
+        return None
+    # botocore keeps a client's credentials on its request signer, where ``_get_credentials``
+    # reads them; a client has no public accessor for them.
+    get_credentials = getattr(client, "_get_credentials", None)
+    credentials = get_credentials() if callable(get_credentials) else None
+    if credentials is None:
+        return None
+    frozen = credentials.get_frozen_credentials()
+    environment = [
+        (name, value)
+        for name, value in os.environ.items()
+        if name not in _AWS_IDENTITY_VARIABLES and not name.startswith("AWS_ENDPOINT_URL")
+    ]
+    environment.append(("AWS_ACCESS_KEY_ID", frozen.access_key))
+    environment.append(("AWS_SECRET_ACCESS_KEY", frozen.secret_key))
+    if frozen.token:
+        environment.append(("AWS_SESSION_TOKEN", frozen.token))
+    name = bucket[: -len(_TOIL_BUCKET_SUFFIX)]
+    return _NativeTarget(
+        "aws:%s:%s" % (region, name), environment, _custom_endpoint(client), True
+    )
+
+
+def _custom_endpoint(client):
+    """The endpoint of a boto3 client, unless it is one of Amazon's own: the S3 client derives
+    those from the region itself."""
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    if not isinstance(endpoint, str):
+        return None
+    host = urlsplit(endpoint).hostname or ""
+    if host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"):
+        return None
+    return endpoint
 
 
 class Resource(namedtuple("Resource", ("name", "pathHash", "url", "contentHash"))):
@@ -97,17 +183,31 @@ class Resource(namedtuple("Resource", ("name", "pathHash", "url", "contentHash")
 
         ``jobStore`` is one of our store locators (a directory, ``file:``, ``s3://``, ``gs://``,
         ``az://``, ``aws:REGION:NAME``, ``google:PROJECT:NAME``), a Toil ``FileJobStore``
-        (written natively in its directory), or any other Toil job store, fed through its
-        ``write_shared_file_stream`` and named by its ``getSharedPublicUrl``.
+        (written natively in its directory), a Toil ``AWSJobStore`` (written natively in its
+        bucket, named by its ``getSharedPublicUrl``), or any other Toil job store, fed through
+        its ``write_shared_file_stream`` and named by its ``getSharedPublicUrl``.
         """
         leaderPath = os.fspath(leaderPath)
         if hasattr(jobStore, "write_shared_file_stream"):
-            locator = _native_locator(jobStore)
+            target = _native_locator(jobStore)
         else:
-            locator = os.fspath(jobStore)
-        if locator is not None:
-            fields = _native.publish(locator, leaderPath, cls._className, _environment())
-            return _from_fields(fields)
+            target = _NativeTarget(os.fspath(jobStore), _environment(), None, False)
+        if target is not None:
+            resource = _from_fields(
+                _native.publish(
+                    target.locator,
+                    leaderPath,
+                    cls._className,
+                    target.environment,
+                    target.endpoint,
+                )
+            )
+            if target.jobStoreUrl:
+                # The URL is the job store's own, as Toil's create hands out: the seam Toil's
+                # tests mock, and the URL form a Toil worker of that job store expects.
+                url = jobStore.getSharedPublicUrl(sharedFileName=resource.pathHash)
+                resource = resource._replace(url=url)
+            return resource
         pathHash = _native.path_hash(leaderPath)
         with jobStore.write_shared_file_stream(shared_file_name=pathHash, encrypted=False) as dst:
             className, name, pathHash, contentHash, _size = _native.write_content(
@@ -118,10 +218,12 @@ class Resource(namedtuple("Resource", ("name", "pathHash", "url", "contentHash")
 
     def refresh(self, jobStore):
         """This resource with a fresh URL from ``jobStore`` (presigned URLs expire)."""
+        # Positionally: Toil's job stores name this parameter differently (``shared_file_name``
+        # in the abstract class and the file job store, ``file_id`` in the AWS one).
         return type(self)(
             name=self.name,
             pathHash=self.pathHash,
-            url=jobStore.get_shared_public_url(shared_file_name=self.pathHash),
+            url=jobStore.get_shared_public_url(self.pathHash),
             contentHash=self.contentHash,
         )
 
