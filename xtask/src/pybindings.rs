@@ -53,8 +53,10 @@ fn ensure_rsync() -> Result<()> {
     Ok(())
 }
 
-/// Installs the pinned bindings requirements into the test venv, unless its stamp says they are.
-fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
+/// Installs the pinned bindings requirements (maturin, pytest, virtualenv) into the test venv,
+/// unless its stamp says they are: whatever builds the wheel (the tests, the bench) calls this
+/// first, so that a fresh clone needs no step of its own.
+pub(crate) fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
     let requirements = project.xtask_dir().join("requirements-bindings.txt");
     let wanted = fs::read_to_string(&requirements)
         .with_context(|| format!("cannot read {}", requirements.display()))?;
@@ -74,13 +76,31 @@ fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
     Ok(())
 }
 
-/// Builds the wheel (debug profile: the tests need no optimisation, and it shares the build of
-/// `cargo test`) and installs it into the venv.
-fn build_and_install(project: &Project, venv: &Venv) -> Result<PathBuf> {
-    let out = project.target_dir().join("xtask").join("wheels");
+/// The cargo profile a wheel is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WheelProfile {
+    /// The tests' wheel: no optimisation, and it shares the build of `cargo test`.
+    Dev,
+    /// The bench's wheel: what users install.
+    Release,
+}
+
+/// Builds the `resource_rs` wheel with maturin into the empty directory `out` (the bindings
+/// requirements installed first), and returns the wheel's path: the one place that knows how.
+pub(crate) fn build_wheel(
+    project: &Project,
+    venv: &Venv,
+    profile: WheelProfile,
+    out: &Path,
+) -> Result<PathBuf> {
+    ensure_requirements(project, venv)?;
     if out.exists() {
-        fs::remove_dir_all(&out).with_context(|| format!("cannot remove {}", out.display()))?;
+        fs::remove_dir_all(out).with_context(|| format!("cannot remove {}", out.display()))?;
     }
+    let profile = match profile {
+        WheelProfile::Dev => "dev",
+        WheelProfile::Release => "release",
+    };
     let mut maturin = Command::new(venv.bin("maturin"));
     maturin
         .current_dir(project.root())
@@ -90,21 +110,27 @@ fn build_and_install(project: &Project, venv: &Venv) -> Result<PathBuf> {
             "--manifest-path",
             "resource-py/Cargo.toml",
             "--profile",
-            "dev",
+            profile,
             // The wheel links the system's OpenSSL for MD5, as the binary does; it is not made
             // portable (manylinux) by vendoring it, which only a release needs.
             "--auditwheel",
             "skip",
             "--out",
         ])
-        .arg(&out)
+        .arg(out)
         .env("PYO3_PYTHON", venv.python());
     run_checked(&mut maturin)?;
-    let wheel = fs::read_dir(&out)
+    fs::read_dir(out)
         .with_context(|| format!("cannot list {}", out.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .with_context(|| format!("maturin left no wheel in {}", out.display()))?;
+        .with_context(|| format!("maturin left no wheel in {}", out.display()))
+}
+
+/// Builds the tests' wheel and installs it into the venv.
+fn build_and_install(project: &Project, venv: &Venv) -> Result<PathBuf> {
+    let out = project.target_dir().join("xtask").join("wheels");
+    let wheel = build_wheel(project, venv, WheelProfile::Dev, &out)?;
     let mut pip = Command::new(venv.python());
     pip.args([
         "-m",
@@ -218,7 +244,6 @@ pub(crate) fn run(
     venv: &Venv,
     server_env: &[(String, String)],
 ) -> Result<Tally> {
-    ensure_requirements(project, venv)?;
     let wheel = build_and_install(project, venv)?;
     println!("installed {}", wheel.display());
     let path = test_path(venv)?;

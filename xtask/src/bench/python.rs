@@ -25,6 +25,7 @@ use super::report::median;
 use super::reset_dir;
 use super::sections::Section;
 use crate::project::Project;
+use crate::pybindings::{self, WheelProfile};
 use crate::run::{header, measure, run_checked};
 use crate::tools::Venv;
 
@@ -210,39 +211,16 @@ fn median_of(json: &Value, path: &[&str]) -> Result<f64> {
 }
 
 /// Builds the `resource_rs` wheel in release (the bench measures what users install, not the
-/// tests' dev build) and unpacks it into `target/bench/python-site`, which it returns.
+/// tests' dev build; maturin is installed first when missing) and unpacks it into `target/bench/python-site`, which it returns.
 fn build_release_wheel(project: &Project, venv: &Venv) -> Result<PathBuf> {
     header("maturin build --release (resource-py)");
     let bench_dir = project.target_dir().join("bench");
     let out = bench_dir.join("python-wheel");
     let site = bench_dir.join("python-site");
-    for dir in [&out, &site] {
-        if dir.exists() {
-            fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-        }
+    if site.exists() {
+        fs::remove_dir_all(&site).with_context(|| format!("cannot remove {}", site.display()))?;
     }
-    run_checked(
-        Command::new(venv.bin("maturin"))
-            .current_dir(project.root())
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "--manifest-path",
-                "resource-py/Cargo.toml",
-                // As for the tests' wheel: the system's OpenSSL, not a portable manylinux wheel.
-                "--auditwheel",
-                "skip",
-                "--out",
-            ])
-            .arg(&out)
-            .env("PYO3_PYTHON", venv.python()),
-    )?;
-    let wheel = fs::read_dir(&out)
-        .with_context(|| format!("cannot list {}", out.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .with_context(|| format!("maturin left no wheel in {}", out.display()))?;
+    let wheel = pybindings::build_wheel(project, venv, WheelProfile::Release, &out)?;
     // A wheel is a zip of what goes into site-packages; its .pth file (which only acts under
     // RESOURCE_RS_UNDER_TOIL) is not read from PYTHONPATH, and the bench does not need it.
     run_checked(
