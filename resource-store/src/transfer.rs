@@ -515,18 +515,33 @@ struct NearEnd {
 }
 
 /// The choice between ranges and one stream, made early from the first range's first-byte wait
-/// and the pace of its first bytes, so that the choice (and asking ahead, or the rest stream)
+/// and the pace of its body past the first burst, so that the choice (and asking ahead, or the rest stream)
 /// does not wait for the reader to take the whole first range.
 struct FirstJudge {
     source: Arc<dyn ByteSource>,
     policy: FetchPolicy,
-    /// Body bytes after which the pace is judged: enough to smooth out the first reads, few
-    /// enough that the choice comes early in a first range of several MiB.
-    judge_after: usize,
+    /// The body bytes over which the pace is timed, from the first to the second: past the
+    /// first bytes, which come as a burst (queued while the first byte was waited for, in socket
+    /// buffers or in a link's banked credit), and early enough in a first range of several MiB
+    /// that the choice comes long before its end.
+    window: (usize, usize),
+    /// When the body reached the window's start, and how many bytes it had then.
+    mark: Option<(Instant, usize)>,
+}
+
+impl FirstJudge {
+    /// The window for a first range of `len` bytes: from an eighth of it (at most 1 MiB) to
+    /// three times that.
+    fn window_for(len: u64) -> (usize, usize) {
+        let start = usize::try_from((len / 8).clamp(1, 1 << 20)).unwrap_or(1 << 20);
+        (start, start.saturating_mul(3))
+    }
 }
 
 /// How a body has arrived so far.
 struct BodyPace {
+    /// When this was seen.
+    now: Instant,
     /// From asking to the first byte: the server's cost per request.
     first_byte_wait: Duration,
     /// From the first byte to the latest.
@@ -571,12 +586,14 @@ impl NearEnd {
     /// Takes in how the body has arrived so far: judges once enough has come, and tells when the
     /// body nears its end.
     fn observe(&mut self, pace: &BodyPace) {
-        if self
-            .judge
-            .as_ref()
-            .is_some_and(|judge| pace.filled >= judge.judge_after.min(pace.want))
-        {
-            self.judge_now(pace);
+        if let Some(judge) = &mut self.judge {
+            let (start, end) = judge.window;
+            if judge.mark.is_none() && pace.filled >= start {
+                judge.mark = Some((pace.now, pace.filled));
+            }
+            if pace.filled >= end.min(pace.want) {
+                self.judge_now(pace);
+            }
         }
         if pace.near_end() {
             self.tell();
@@ -588,7 +605,16 @@ impl NearEnd {
         let Some(judge) = self.judge.take() else {
             return;
         };
-        let range_body = pace.body_time(judge.policy.range_len);
+        // The pace over the window; a body too short for one is judged over all of it.
+        let range_body = match judge.mark {
+            Some((at, filled)) if pace.filled > filled => {
+                let nanos = pace.now.duration_since(at).as_nanos()
+                    * u128::from(judge.policy.range_len)
+                    / (pace.filled - filled) as u128;
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }
+            _ => pace.body_time(judge.policy.range_len),
+        };
         // A poisoned lock means a thread panicked while asking; the reader reports it.
         let Ok(mut dispatch) = self.dispatch.lock() else {
             return;
@@ -622,7 +648,7 @@ impl NearEnd {
 ///
 /// The first range is the body of the first request, which gave the size; the next ranges are
 /// asked for while it arrives, never after it. Under [`RangeChoice::Measure`] the first range's
-/// first-byte wait and the pace of its first bytes decide early, while it still streams (see
+/// first-byte wait and the pace of its body past the first burst decide early, while it still streams (see
 /// [`FirstJudge`] and [`ranges_pay`]): when a request costs the server more than ranges save, the
 /// ranges in flight are read and the rest comes as one stream, opened at once. Once ranges are
 /// chosen, each body asks for the next range about one first-byte wait before its end (see
@@ -689,8 +715,8 @@ impl ParallelRanges {
                 near_end.judge = Some(FirstJudge {
                     source: Arc::clone(&source),
                     policy: *policy,
-                    judge_after: usize::try_from((first.end / 4).clamp(1, 1 << 20))
-                        .unwrap_or(1 << 20),
+                    window: FirstJudge::window_for(first.end),
+                    mark: None,
                 });
             }
             dispatch.top_up();
@@ -882,6 +908,7 @@ fn read_timed(
     buffer.resize(want, 0);
     let mut filled = 0;
     let pace_at = |now: Instant, first_at: Instant, first_len: usize, filled: usize| BodyPace {
+        now,
         first_byte_wait: first_at.duration_since(asked),
         body_so_far: now.duration_since(first_at),
         since_first: filled - first_len,
