@@ -501,19 +501,22 @@ fn forward_delayed(
     let (chunks, arrived) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
     let delivery = thread::Builder::new().spawn(move || -> io::Result<()> {
         let mut to = to;
-        let started = Instant::now();
-        let mut sent = 0u64;
+        // When the link is free to carry the next byte. An idle link banks no credit: a cap
+        // counted from the connection's start would let a response that waited its first-byte
+        // time arrive as a burst of that many bytes at loopback speed, which no real link does.
+        let mut link_free_at = Instant::now();
         for (at, chunk) in arrived {
             if let Some(wait) = (at + options.delay).checked_duration_since(Instant::now()) {
                 thread::sleep(wait);
             }
+            link_free_at = link_free_at.max(Instant::now());
             if to.write_all(&chunk).is_err() {
                 break;
             }
-            sent += chunk.len() as u64;
             if options.bytes_per_second > 0 {
-                let due = Duration::from_secs_f64(sent as f64 / options.bytes_per_second as f64);
-                if let Some(early) = due.checked_sub(started.elapsed()) {
+                link_free_at +=
+                    Duration::from_secs_f64(chunk.len() as f64 / options.bytes_per_second as f64);
+                if let Some(early) = link_free_at.checked_duration_since(Instant::now()) {
                     thread::sleep(early);
                 }
             }

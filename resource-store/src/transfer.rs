@@ -399,13 +399,9 @@ struct RangeJob {
     reply: SyncSender<io::Result<ArrivedRange>>,
 }
 
-/// A fetched range and how long it took.
+/// A fetched range.
 struct ArrivedRange {
     bytes: Vec<u8>,
-    /// From asking to the first byte: the server's cost per request.
-    first_byte_after: Duration,
-    /// From the first byte to the last: the cost of the bytes themselves.
-    body_took: Duration,
 }
 
 /// The first range, answered by the first request: its body, where it ends, and when it was asked
@@ -416,24 +412,21 @@ struct FirstRange {
     asked: Instant,
 }
 
-impl ArrivedRange {
-    /// Whether fetching `parallel` ranges at once beats one stream, judged from this range.
-    ///
-    /// With `n` ranges of per-request cost `f` and body time `b`, `parallel` at once take about
-    /// `n / parallel × (f + b)` and one stream `n × b`: ranges pay while `f < (parallel − 1) × b`.
-    /// A server that reads a whole object to answer any request (moto does) has an `f` far above
-    /// that, and is then read as one stream.
-    fn favours_ranges(&self, parallel: usize) -> bool {
-        let factor = u32::try_from(parallel.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.first_byte_after <= self.body_took.saturating_mul(factor)
-    }
+/// Whether fetching `parallel` ranges at once beats one stream, for a server whose requests wait
+/// `first_byte_wait` for their first byte and whose range bodies take `range_body`.
+///
+/// With `n` ranges of per-request cost `f` and body time `b`, `parallel` at once take about
+/// `n / parallel × (f + b)` and one stream `n × b`: ranges pay while `f < (parallel − 1) × b`.
+/// A server that reads a whole object to answer any request (moto does) has an `f` far above
+/// that, and is then read as one stream.
+fn ranges_pay(first_byte_wait: Duration, range_body: Duration, parallel: usize) -> bool {
+    let factor = u32::try_from(parallel.saturating_sub(1)).unwrap_or(u32::MAX);
+    first_byte_wait <= range_body.saturating_mul(factor)
 }
 
-/// How a [`ParallelRanges`] reads past the first range.
+/// How a [`ParallelRanges`] reads past the ranges asked for.
 enum Mode {
-    /// Ranges are asked for while the first one arrives; it decides whether more follow.
-    Measuring,
-    /// Asking for the next ranges as ranges are read and as bodies near their end.
+    /// Ranges, as long as the dispatch holds them; then the rest stream, if one was opened.
     Ranges,
     /// Reading the rest, after the ranges asked for, as one stream.
     Stream(ReadAhead),
@@ -470,6 +463,9 @@ struct Dispatch {
     asking_ahead: bool,
     /// Buffers of ranges the reader is done with, for the next ranges.
     spare: Vec<Vec<u8>>,
+    /// The one stream for the rest, once ranges were judged not to pay: read after the ranges
+    /// asked for before the judgement.
+    rest: Option<io::Result<ReadAhead>>,
 }
 
 impl Dispatch {
@@ -510,10 +506,72 @@ impl Dispatch {
     }
 }
 
-/// Tells `dispatch`, once, that a range's body nears its end.
+/// Tells `dispatch`, once, that a range's body nears its end; for the first range under
+/// [`RangeChoice::Measure`], also judges from its pace whether ranges pay.
 struct NearEnd {
     dispatch: Arc<Mutex<Dispatch>>,
     told: bool,
+    judge: Option<FirstJudge>,
+}
+
+/// The choice between ranges and one stream, made early from the first range's first-byte wait
+/// and the pace of its body past the first burst, so that the choice (and asking ahead, or the rest stream)
+/// does not wait for the reader to take the whole first range.
+struct FirstJudge {
+    source: Arc<dyn ByteSource>,
+    policy: FetchPolicy,
+    /// The body bytes over which the pace is timed, from the first to the second: past the
+    /// first bytes, which come as a burst (queued while the first byte was waited for, in socket
+    /// buffers or in a link's banked credit), and early enough in a first range of several MiB
+    /// that the choice comes long before its end.
+    window: (usize, usize),
+    /// When the body reached the window's start, and how many bytes it had then.
+    mark: Option<(Instant, usize)>,
+}
+
+impl FirstJudge {
+    /// The window for a first range of `len` bytes: from an eighth of it (at most 1 MiB) to
+    /// three times that.
+    fn window_for(len: u64) -> (usize, usize) {
+        let start = usize::try_from((len / 8).clamp(1, 1 << 20)).unwrap_or(1 << 20);
+        (start, start.saturating_mul(3))
+    }
+}
+
+/// How a body has arrived so far.
+struct BodyPace {
+    /// When this was seen.
+    now: Instant,
+    /// From asking to the first byte: the server's cost per request.
+    first_byte_wait: Duration,
+    /// From the first byte to the latest.
+    body_so_far: Duration,
+    /// Bytes received after the first read, over `body_so_far`.
+    since_first: usize,
+    /// Bytes of the range received, and wanted in all.
+    filled: usize,
+    want: usize,
+}
+
+impl BodyPace {
+    /// The time a body of `len` bytes takes at the pace so far; zero when no pace is known yet
+    /// (everything came in the first read, which is as fast as a body gets).
+    fn body_time(&self, len: u64) -> Duration {
+        if self.since_first == 0 {
+            return Duration::ZERO;
+        }
+        let nanos = self.body_so_far.as_nanos() * u128::from(len) / self.since_first as u128;
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// Whether the rest of the body should take about as long as the first byte did: then a
+    /// request asked for now answers about when this body ends.
+    fn near_end(&self) -> bool {
+        let left = (self.want - self.filled) as u128;
+        self.since_first > 0
+            && left * self.body_so_far.as_nanos()
+                <= self.since_first as u128 * self.first_byte_wait.as_nanos()
+    }
 }
 
 impl NearEnd {
@@ -521,6 +579,55 @@ impl NearEnd {
         Self {
             dispatch: Arc::clone(dispatch),
             told: false,
+            judge: None,
+        }
+    }
+
+    /// Takes in how the body has arrived so far: judges once enough has come, and tells when the
+    /// body nears its end.
+    fn observe(&mut self, pace: &BodyPace) {
+        if let Some(judge) = &mut self.judge {
+            let (start, end) = judge.window;
+            if judge.mark.is_none() && pace.filled >= start {
+                judge.mark = Some((pace.now, pace.filled));
+            }
+            if pace.filled >= end.min(pace.want) {
+                self.judge_now(pace);
+            }
+        }
+        if pace.near_end() {
+            self.tell();
+        }
+    }
+
+    /// Makes the choice now, if it is still to be made, from `pace`.
+    fn judge_now(&mut self, pace: &BodyPace) {
+        let Some(judge) = self.judge.take() else {
+            return;
+        };
+        // The pace over the window; a body too short for one is judged over all of it.
+        let range_body = match judge.mark {
+            Some((at, filled)) if pace.filled > filled => {
+                let nanos = pace.now.duration_since(at).as_nanos()
+                    * u128::from(judge.policy.range_len)
+                    / (pace.filled - filled) as u128;
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }
+            _ => pace.body_time(judge.policy.range_len),
+        };
+        // A poisoned lock means a thread panicked while asking; the reader reports it.
+        let Ok(mut dispatch) = self.dispatch.lock() else {
+            return;
+        };
+        if ranges_pay(
+            pace.first_byte_wait,
+            range_body,
+            judge.policy.parallel_ranges,
+        ) {
+            dispatch.choose_ranges();
+            dispatch.top_up();
+        } else {
+            rest_as_stream(&mut dispatch, &judge.source, &judge.policy);
         }
     }
 
@@ -539,17 +646,17 @@ impl NearEnd {
 /// time, each range by a thread of its own and each resumed on its own after a transient
 /// failure; the reader gets them in order.
 ///
-/// The first range is the body of the first request, which gave the size; the next ranges (or
-/// the one stream for the rest) are asked for while it arrives, never after it. Under
-/// [`RangeChoice::Measure`] the first range is timed: when a request costs the server more than
-/// ranges save (see [`ArrivedRange::favours_ranges`]), the ranges in flight are read and the rest
-/// comes as one stream. Once ranges are chosen, each body asks for the next range about one
-/// first-byte wait before its end (see [`Dispatch`]). At most `2 × parallel_ranges` ranges are in
-/// flight or waiting ahead of the reader, so memory stays bounded whatever the source's length.
-/// A transfer is stalled when no thread has received a byte for `stall_timeout`; stalled threads
-/// are abandoned and end when their read returns.
+/// The first range is the body of the first request, which gave the size; the next ranges are
+/// asked for while it arrives, never after it. Under [`RangeChoice::Measure`] the first range's
+/// first-byte wait and the pace of its body past the first burst decide early, while it still streams (see
+/// [`FirstJudge`] and [`ranges_pay`]): when a request costs the server more than ranges save, the
+/// ranges in flight are read and the rest comes as one stream, opened at once. Once ranges are
+/// chosen, each body asks for the next range about one first-byte wait before its end (see
+/// [`Dispatch`]). At most `2 × parallel_ranges` ranges are in flight or waiting ahead of the
+/// reader, so memory stays bounded whatever the source's length. A transfer is stalled when no
+/// thread has received a byte for `stall_timeout`; stalled threads are abandoned and end when
+/// their read returns.
 struct ParallelRanges {
-    source: Arc<dyn ByteSource>,
     policy: FetchPolicy,
     mode: Mode,
     dispatch: Arc<Mutex<Dispatch>>,
@@ -568,6 +675,7 @@ impl ParallelRanges {
         len: u64,
         policy: &FetchPolicy,
     ) -> io::Result<Self> {
+        let location = source.location().to_owned();
         let received = Arc::new(AtomicU64::new(0));
         let streams = policy.parallel_ranges.max(1);
         let (reply, arrival) = sync_channel(1);
@@ -583,11 +691,42 @@ impl ParallelRanges {
             most_pending: streams,
             asking_ahead: false,
             spare: Vec::new(),
+            rest: None,
         }));
+        let lock_error = || {
+            to_io(StoreError::ThreadDied {
+                url: location.clone(),
+                thread: "a fetching thread",
+            })
+        };
+        let ranges = policy.parallel_ranges > 1
+            && policy.range_len > 0
+            && source.gains_from_parallel_ranges()
+            && policy.range_choice != RangeChoice::OneStream;
+        let mut near_end = NearEnd::new(&dispatch);
+        if ranges {
+            // The fetching threads are there before the first range can be judged, so that the
+            // judgement finds the queue it asks on.
+            start_fetching(&source, &received, &dispatch, policy)?;
+            let mut dispatch = dispatch.lock().map_err(|_| lock_error())?;
+            if policy.range_choice == RangeChoice::Ranges {
+                dispatch.choose_ranges();
+            } else {
+                near_end.judge = Some(FirstJudge {
+                    source: Arc::clone(&source),
+                    policy: *policy,
+                    window: FirstJudge::window_for(first.end),
+                    mark: None,
+                });
+            }
+            dispatch.top_up();
+        } else {
+            let mut dispatch = dispatch.lock().map_err(|_| lock_error())?;
+            rest_as_stream(&mut dispatch, &source, policy);
+        }
         {
             let source = Arc::clone(&source);
             let received = Arc::clone(&received);
-            let mut near_end = NearEnd::new(&dispatch);
             let policy = *policy;
             thread::Builder::new()
                 .name("resource-range".into())
@@ -608,35 +747,15 @@ impl ParallelRanges {
                     let _ = reply.send(result);
                 })?;
         }
-        let ranges = policy.parallel_ranges > 1
-            && policy.range_len > 0
-            && source.gains_from_parallel_ranges()
-            && policy.range_choice != RangeChoice::OneStream;
-        let mut this = Self {
-            location: source.location().to_owned(),
-            source,
+        Ok(Self {
+            location,
             policy: *policy,
             mode: Mode::Ranges,
             dispatch,
             current: Vec::new(),
             consumed: 0,
             received,
-        };
-        if ranges {
-            if policy.range_choice == RangeChoice::Measure {
-                this.mode = Mode::Measuring;
-            }
-            this.start_fetching()?;
-            let mut dispatch = this.lock_dispatch()?;
-            if policy.range_choice == RangeChoice::Ranges {
-                dispatch.choose_ranges();
-            }
-            dispatch.top_up();
-            drop(dispatch);
-        } else {
-            this.mode = this.rest_as_stream()?;
-        }
-        Ok(this)
+        })
     }
 
     fn lock_dispatch(&self) -> io::Result<std::sync::MutexGuard<'_, Dispatch>> {
@@ -646,76 +765,6 @@ impl ParallelRanges {
                 thread: "a fetching thread",
             })
         })
-    }
-
-    /// One stream for what no range was asked for, read ahead from now on; no stream when the
-    /// ranges asked for reach the end.
-    fn rest_as_stream(&self) -> io::Result<Mode> {
-        let (next_start, len) = {
-            let mut dispatch = self.lock_dispatch()?;
-            // The fetching threads end once the ranges queued already are fetched.
-            dispatch.jobs = None;
-            (dispatch.next_start, dispatch.len)
-        };
-        if next_start >= len {
-            return Ok(Mode::Ranges);
-        }
-        let rest = ResumingReader::from(Arc::clone(&self.source), next_start, len, &self.policy);
-        Ok(Mode::Stream(ReadAhead::spawn(
-            rest,
-            &self.location,
-            self.policy.stall_timeout,
-        )?))
-    }
-
-    /// Starts the threads that fetch ranges: one for each range that may be asked for at once.
-    fn start_fetching(&mut self) -> io::Result<()> {
-        let (jobs, job_queue) = channel::<RangeJob>();
-        let job_queue = Arc::new(Mutex::new(job_queue));
-        for _ in 0..most_pending_when_asking_ahead(&self.policy) {
-            let job_queue = Arc::clone(&job_queue);
-            let source = Arc::clone(&self.source);
-            let received = Arc::clone(&self.received);
-            let dispatch = Arc::clone(&self.dispatch);
-            let policy = self.policy;
-            thread::Builder::new()
-                .name("resource-range".into())
-                .spawn(move || {
-                    loop {
-                        // The lock is held only while waiting for the next job; a poisoned lock
-                        // or a closed queue means the reader is gone.
-                        let job = match job_queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(RangeJob {
-                            start,
-                            end,
-                            buffer,
-                            reply,
-                        }) = job
-                        else {
-                            return;
-                        };
-                        let mut near_end = NearEnd::new(&dispatch);
-                        let mut reader =
-                            ResumingReader::range(Arc::clone(&source), start, end, &policy);
-                        let result = read_timed(
-                            &mut reader,
-                            start..end,
-                            buffer,
-                            &received,
-                            source.location(),
-                            Instant::now(),
-                            &mut near_end,
-                        );
-                        near_end.tell();
-                        let _ = reply.send(result);
-                    }
-                })?;
-        }
-        self.lock_dispatch()?.jobs = Some(jobs);
-        Ok(())
     }
 
     /// Waits for a range, failing when nothing at all arrives for `stall_timeout`.
@@ -744,18 +793,85 @@ impl ParallelRanges {
             }
         }
     }
+}
 
-    /// Decides, from the first range, how to read the rest: on with ranges, or, when they do not
-    /// pay, the ranges in flight and then one stream.
-    fn decide(&mut self, first: &ArrivedRange) -> io::Result<()> {
-        if first.favours_ranges(self.policy.parallel_ranges) {
-            self.mode = Mode::Ranges;
-            self.lock_dispatch()?.choose_ranges();
-        } else {
-            self.mode = self.rest_as_stream()?;
-        }
-        Ok(())
+/// Asks for no more ranges and opens one stream, read ahead from now on, for what no range was
+/// asked for; no stream when the ranges asked for reach the end.
+fn rest_as_stream(dispatch: &mut Dispatch, source: &Arc<dyn ByteSource>, policy: &FetchPolicy) {
+    // The fetching threads end once the ranges queued already are fetched.
+    dispatch.jobs = None;
+    if dispatch.next_start >= dispatch.len {
+        return;
     }
+    let rest = ResumingReader::from(
+        Arc::clone(source),
+        dispatch.next_start,
+        dispatch.len,
+        policy,
+    );
+    dispatch.rest = Some(ReadAhead::spawn(
+        rest,
+        source.location(),
+        policy.stall_timeout,
+    ));
+}
+
+/// Starts the threads that fetch ranges for `dispatch`: one for each range that may be asked for
+/// at once.
+fn start_fetching(
+    source: &Arc<dyn ByteSource>,
+    received: &Arc<AtomicU64>,
+    dispatch: &Arc<Mutex<Dispatch>>,
+    policy: &FetchPolicy,
+) -> io::Result<()> {
+    let (jobs, job_queue) = channel::<RangeJob>();
+    let job_queue = Arc::new(Mutex::new(job_queue));
+    for _ in 0..most_pending_when_asking_ahead(policy) {
+        let job_queue = Arc::clone(&job_queue);
+        let source = Arc::clone(source);
+        let received = Arc::clone(received);
+        let dispatch = Arc::clone(dispatch);
+        let policy = *policy;
+        thread::Builder::new()
+            .name("resource-range".into())
+            .spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next job; a poisoned lock
+                    // or a closed queue means the reader is gone.
+                    let job = match job_queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(RangeJob {
+                        start,
+                        end,
+                        buffer,
+                        reply,
+                    }) = job
+                    else {
+                        return;
+                    };
+                    let mut near_end = NearEnd::new(&dispatch);
+                    let mut reader =
+                        ResumingReader::range(Arc::clone(&source), start, end, &policy);
+                    let result = read_timed(
+                        &mut reader,
+                        start..end,
+                        buffer,
+                        &received,
+                        source.location(),
+                        Instant::now(),
+                        &mut near_end,
+                    );
+                    near_end.tell();
+                    let _ = reply.send(result);
+                }
+            })?;
+    }
+    if let Ok(mut dispatch) = dispatch.lock() {
+        dispatch.jobs = Some(jobs);
+    }
+    Ok(())
 }
 
 /// The most ranges asked for and not yet read once ranges are chosen: `parallel_ranges` streaming
@@ -772,10 +888,9 @@ impl Dispatch {
     }
 }
 
-/// Reads `range` from `reader`, which stands at its start, into `buffer`, timing the first byte
-/// (from `asked`, when the request went out) and the rest, and telling `near_end` when the rest
-/// of the body should take about as long as the first byte did: then a request asked for now
-/// answers about when this body ends.
+/// Reads `range` from `reader`, which stands at its start, into `buffer`, showing `near_end` how
+/// the body arrives (timed from `asked`, when the request went out), so that it can judge and
+/// tell when the body nears its end.
 fn read_timed(
     reader: &mut ResumingReader,
     range: std::ops::Range<u64>,
@@ -792,6 +907,14 @@ fn read_timed(
     buffer.clear();
     buffer.resize(want, 0);
     let mut filled = 0;
+    let pace_at = |now: Instant, first_at: Instant, first_len: usize, filled: usize| BodyPace {
+        now,
+        first_byte_wait: first_at.duration_since(asked),
+        body_so_far: now.duration_since(first_at),
+        since_first: filled - first_len,
+        filled,
+        want,
+    };
     while filled < want {
         match reader.read(&mut buffer[filled..]) {
             Ok(0) => break,
@@ -800,15 +923,7 @@ fn read_timed(
                 filled += read;
                 received.fetch_add(read as u64, Ordering::Relaxed);
                 let (first_at, first_len) = *first_read.get_or_insert((now, filled));
-                // The rest takes about `left × body_so_far / since_first` at the pace so far; a
-                // request asked now waits about as long as this one did for its first byte.
-                let left = (want - filled) as u128;
-                let since_first = (filled - first_len) as u128;
-                let body_so_far = now.duration_since(first_at).as_nanos();
-                let first_byte_wait = first_at.duration_since(asked).as_nanos();
-                if since_first > 0 && left * body_so_far <= since_first * first_byte_wait {
-                    near_end.tell();
-                }
+                near_end.observe(&pace_at(now, first_at, first_len, filled));
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
@@ -821,40 +936,39 @@ fn read_timed(
             expected: range.end,
         }));
     }
-    let took = asked.elapsed();
-    let first_byte_after = first_read.map_or(took, |(first_at, _)| first_at.duration_since(asked));
-    Ok(ArrivedRange {
-        bytes: buffer,
-        first_byte_after,
-        body_took: took.saturating_sub(first_byte_after),
-    })
+    // A body shorter than the judgement's bytes (or an empty one) is judged at its end.
+    let now = Instant::now();
+    let (first_at, first_len) = first_read.unwrap_or((now, 0));
+    near_end.judge_now(&pace_at(now, first_at, first_len, filled));
+    Ok(ArrivedRange { bytes: buffer })
 }
 
 impl Read for ParallelRanges {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.consumed == self.current.len() {
-            let next = self.lock_dispatch()?.pending.pop_front();
-            match next {
-                Some(arrival) => {
-                    let range = self.wait_for(&arrival)?;
-                    if let Mode::Measuring = self.mode {
-                        self.decide(&range)?;
-                    }
-                    let spent = std::mem::replace(&mut self.current, range.bytes);
-                    self.consumed = 0;
-                    let mut dispatch = self.lock_dispatch()?;
-                    if spent.capacity() > 0 {
-                        dispatch.spare.push(spent);
-                    }
-                    dispatch.top_up();
-                }
-                None => {
-                    return match &mut self.mode {
-                        Mode::Stream(stream) => stream.read(buf),
-                        _ => Ok(0),
-                    };
-                }
+            if let Mode::Stream(stream) = &mut self.mode {
+                return stream.read(buf);
             }
+            let next = self.lock_dispatch()?.pending.pop_front();
+            let Some(arrival) = next else {
+                // The ranges are read; the rest, if any, comes as the stream the judgement opened.
+                let rest = self.lock_dispatch()?.rest.take();
+                return match rest {
+                    Some(rest) => {
+                        self.mode = Mode::Stream(rest?);
+                        self.read(buf)
+                    }
+                    None => Ok(0),
+                };
+            };
+            let range = self.wait_for(&arrival)?;
+            let spent = std::mem::replace(&mut self.current, range.bytes);
+            self.consumed = 0;
+            let mut dispatch = self.lock_dispatch()?;
+            if spent.capacity() > 0 {
+                dispatch.spare.push(spent);
+            }
+            dispatch.top_up();
         }
         Ok(copy_out(&self.current, &mut self.consumed, buf))
     }
