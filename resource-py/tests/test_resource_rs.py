@@ -22,34 +22,13 @@ from resource_rs import (
     ResourceException,
     VirtualEnvResource,
 )
+from helpers import make_package
 
 KINDS = {
     "file": (FileResource, toil_resource.FileResource),
     "dir": (DirectoryResource, toil_resource.DirectoryResource),
     "venv": (VirtualEnvResource, toil_resource.VirtualEnvResource),
 }
-
-
-@pytest.fixture
-def worker_root(tmp_path, monkeypatch):
-    """A fresh JTRES_ROOT and no registered resources; the environment is restored after."""
-    for name in list(os.environ):
-        if name.startswith("JTRES_"):
-            monkeypatch.delenv(name)
-    root = tmp_path / "root"
-    root.mkdir()
-    monkeypatch.setenv("JTRES_ROOT", str(root))
-    return root
-
-
-def make_package(base):
-    package = base / "pkg"
-    (package / "sub").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "mod.py").write_text("VALUE = 42\n")
-    (package / "sub" / "__init__.py").write_text("")
-    (package / "sub" / "deep.py").write_text("DEEP = 'é'\n")
-    return package
 
 
 def file_job_store(path):

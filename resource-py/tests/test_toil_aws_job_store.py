@@ -28,6 +28,7 @@ from resource_rs import (
     ResourceException,
     VirtualEnvResource,
 )
+from helpers import make_package
 
 # No default: without the server the run must fail, not pass quietly.
 ENDPOINT = os.environ["RESOURCE_TEST_S3_ENDPOINT"]
@@ -70,18 +71,6 @@ def s3(aws_env):
 
 
 @pytest.fixture
-def worker_root(tmp_path, monkeypatch):
-    """A fresh JTRES_ROOT and no registered resources."""
-    for name in list(os.environ):
-        if name.startswith("JTRES_"):
-            monkeypatch.delenv(name)
-    root = tmp_path / "root"
-    root.mkdir()
-    monkeypatch.setenv("JTRES_ROOT", str(root))
-    return root
-
-
-@pytest.fixture
 def no_stream(job_store, monkeypatch):
     """Makes the job store's own stream fail, so that only a native write can succeed."""
 
@@ -103,16 +92,6 @@ def url_requests(job_store, monkeypatch):
 
     monkeypatch.setattr(job_store, "getSharedPublicUrl", recorded)
     return calls
-
-
-def make_package(base):
-    package = base / "pkg"
-    (package / "sub").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "mod.py").write_text("VALUE = 42\n")
-    (package / "sub" / "__init__.py").write_text("")
-    (package / "sub" / "deep.py").write_text("DEEP = 'é'\n")
-    return package
 
 
 def make_large_file(base):

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -553,17 +553,17 @@ struct BodyPace {
     want: usize,
 }
 
-impl BodyPace {
-    /// The time a body of `len` bytes takes at the pace so far; zero when no pace is known yet
-    /// (everything came in the first read, which is as fast as a body gets).
-    fn body_time(&self, len: u64) -> Duration {
-        if self.since_first == 0 {
-            return Duration::ZERO;
-        }
-        let nanos = self.body_so_far.as_nanos() * u128::from(len) / self.since_first as u128;
-        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+/// The time `len` bytes take at the pace of `bytes` in `took`; zero when no bytes were timed
+/// (everything came in one read, which is as fast as a body gets).
+fn time_for(len: u64, took: Duration, bytes: usize) -> Duration {
+    if bytes == 0 {
+        return Duration::ZERO;
     }
+    let nanos = took.as_nanos() * u128::from(len) / bytes as u128;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
 
+impl BodyPace {
     /// Whether the rest of the body should take about as long as the first byte did: then a
     /// request asked for now answers about when this body ends.
     fn near_end(&self) -> bool {
@@ -606,15 +606,13 @@ impl NearEnd {
             return;
         };
         // The pace over the window; a body too short for one is judged over all of it.
-        let range_body = match judge.mark {
+        let (took, bytes) = match judge.mark {
             Some((at, filled)) if pace.filled > filled => {
-                let nanos = pace.now.duration_since(at).as_nanos()
-                    * u128::from(judge.policy.range_len)
-                    / (pace.filled - filled) as u128;
-                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+                (pace.now.duration_since(at), pace.filled - filled)
             }
-            _ => pace.body_time(judge.policy.range_len),
+            _ => (pace.body_so_far, pace.since_first),
         };
+        let range_body = time_for(judge.policy.range_len, took, bytes);
         // A poisoned lock means a thread panicked while asking; the reader reports it.
         let Ok(mut dispatch) = self.dispatch.lock() else {
             return;
@@ -693,12 +691,6 @@ impl ParallelRanges {
             spare: Vec::new(),
             rest: None,
         }));
-        let lock_error = || {
-            to_io(StoreError::ThreadDied {
-                url: location.clone(),
-                thread: "a fetching thread",
-            })
-        };
         let ranges = policy.parallel_ranges > 1
             && policy.range_len > 0
             && source.gains_from_parallel_ranges()
@@ -708,7 +700,7 @@ impl ParallelRanges {
             // The fetching threads are there before the first range can be judged, so that the
             // judgement finds the queue it asks on.
             start_fetching(&source, &received, &dispatch, policy)?;
-            let mut dispatch = dispatch.lock().map_err(|_| lock_error())?;
+            let mut dispatch = lock(&dispatch, &location)?;
             if policy.range_choice == RangeChoice::Ranges {
                 dispatch.choose_ranges();
             } else {
@@ -721,7 +713,7 @@ impl ParallelRanges {
             }
             dispatch.top_up();
         } else {
-            let mut dispatch = dispatch.lock().map_err(|_| lock_error())?;
+            let mut dispatch = lock(&dispatch, &location)?;
             rest_as_stream(&mut dispatch, &source, policy);
         }
         {
@@ -758,13 +750,8 @@ impl ParallelRanges {
         })
     }
 
-    fn lock_dispatch(&self) -> io::Result<std::sync::MutexGuard<'_, Dispatch>> {
-        self.dispatch.lock().map_err(|_| {
-            to_io(StoreError::ThreadDied {
-                url: self.location.clone(),
-                thread: "a fetching thread",
-            })
-        })
+    fn lock_dispatch(&self) -> io::Result<MutexGuard<'_, Dispatch>> {
+        lock(&self.dispatch, &self.location)
     }
 
     /// Waits for a range, failing when nothing at all arrives for `stall_timeout`.
@@ -793,6 +780,16 @@ impl ParallelRanges {
             }
         }
     }
+}
+
+/// Locks `dispatch`; a poisoned lock means a fetching thread panicked while holding it.
+fn lock<'a>(dispatch: &'a Mutex<Dispatch>, location: &str) -> io::Result<MutexGuard<'a, Dispatch>> {
+    dispatch.lock().map_err(|_| {
+        to_io(StoreError::ThreadDied {
+            url: location.to_owned(),
+            thread: "a fetching thread",
+        })
+    })
 }
 
 /// Asks for no more ranges and opens one stream, read ahead from now on, for what no range was
@@ -868,9 +865,7 @@ fn start_fetching(
                 }
             })?;
     }
-    if let Ok(mut dispatch) = dispatch.lock() {
-        dispatch.jobs = Some(jobs);
-    }
+    lock(dispatch, source.location())?.jobs = Some(jobs);
     Ok(())
 }
 

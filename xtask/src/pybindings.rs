@@ -56,7 +56,7 @@ fn ensure_rsync() -> Result<()> {
 /// Installs the pinned bindings requirements (maturin, pytest, virtualenv) into the test venv,
 /// unless its stamp says they are: whatever builds the wheel (the tests, the bench) calls this
 /// first, so that a fresh clone needs no step of its own.
-pub(crate) fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
+fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
     let requirements = project.xtask_dir().join("requirements-bindings.txt");
     let wanted = fs::read_to_string(&requirements)
         .with_context(|| format!("cannot read {}", requirements.display()))?;

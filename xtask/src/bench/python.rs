@@ -211,7 +211,8 @@ fn median_of(json: &Value, path: &[&str]) -> Result<f64> {
 }
 
 /// Builds the `resource_rs` wheel in release (the bench measures what users install, not the
-/// tests' dev build; maturin is installed first when missing) and unpacks it into `target/bench/python-site`, which it returns.
+/// tests' dev build; maturin is installed first when missing) and unpacks it into
+/// `target/bench/python-site`, which it returns.
 fn build_release_wheel(project: &Project, venv: &Venv) -> Result<PathBuf> {
     header("maturin build --release (resource-py)");
     let bench_dir = project.target_dir().join("bench");
