@@ -328,21 +328,48 @@ fn copy_paced(from: &mut impl Read, to: &mut impl Write, bytes_per_second: u64) 
         io::copy(from, to)?;
         return Ok(());
     }
-    let started = Instant::now();
-    let mut sent = 0u64;
+    let mut link = PacedLink::new(bytes_per_second);
     let mut buffer = vec![0u8; 16 << 10];
     loop {
         let read = from.read(&mut buffer)?;
         if read == 0 {
             return Ok(());
         }
-        to.write_all(&buffer[..read])?;
-        sent += read as u64;
-        // Sleep until the bytes sent so far are due.
-        let due = Duration::from_secs_f64(sent as f64 / bytes_per_second as f64);
-        if let Some(early) = due.checked_sub(started.elapsed()) {
-            thread::sleep(early);
+        link.send(to, &buffer[..read])?;
+    }
+}
+
+/// A link that carries at most `bytes_per_second` (0 for no limit) and banks no credit while it
+/// idles or while its sender is late. A cap counted from a fixed start would let bytes that were
+/// due earlier (a response that waited its first-byte time, a server thread descheduled on a
+/// loaded machine) go out as one burst at loopback speed, which no real link does and which makes
+/// a body look faster than its cap to whoever times it.
+struct PacedLink {
+    bytes_per_second: u64,
+    /// When the link is free to carry the next byte.
+    free_at: Instant,
+}
+
+impl PacedLink {
+    fn new(bytes_per_second: u64) -> Self {
+        Self {
+            bytes_per_second,
+            free_at: Instant::now(),
         }
+    }
+
+    /// Writes `chunk` to `to`, then waits until the link has carried it.
+    fn send(&mut self, to: &mut impl Write, chunk: &[u8]) -> io::Result<()> {
+        self.free_at = self.free_at.max(Instant::now());
+        to.write_all(chunk)?;
+        if self.bytes_per_second > 0 {
+            self.free_at +=
+                Duration::from_secs_f64(chunk.len() as f64 / self.bytes_per_second as f64);
+            if let Some(early) = self.free_at.checked_duration_since(Instant::now()) {
+                thread::sleep(early);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -501,24 +528,13 @@ fn forward_delayed(
     let (chunks, arrived) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
     let delivery = thread::Builder::new().spawn(move || -> io::Result<()> {
         let mut to = to;
-        // When the link is free to carry the next byte. An idle link banks no credit: a cap
-        // counted from the connection's start would let a response that waited its first-byte
-        // time arrive as a burst of that many bytes at loopback speed, which no real link does.
-        let mut link_free_at = Instant::now();
+        let mut link = PacedLink::new(options.bytes_per_second);
         for (at, chunk) in arrived {
             if let Some(wait) = (at + options.delay).checked_duration_since(Instant::now()) {
                 thread::sleep(wait);
             }
-            link_free_at = link_free_at.max(Instant::now());
-            if to.write_all(&chunk).is_err() {
+            if link.send(&mut to, &chunk).is_err() {
                 break;
-            }
-            if options.bytes_per_second > 0 {
-                link_free_at +=
-                    Duration::from_secs_f64(chunk.len() as f64 / options.bytes_per_second as f64);
-                if let Some(early) = link_free_at.checked_duration_since(Instant::now()) {
-                    thread::sleep(early);
-                }
             }
         }
         let _ = to.shutdown(std::net::Shutdown::Write);
