@@ -335,15 +335,16 @@ fn copy_paced(from: &mut impl Read, to: &mut impl Write, bytes_per_second: u64) 
         if read == 0 {
             return Ok(());
         }
-        link.send(to, &buffer[..read])?;
+        link.send(to, &buffer[..read], Instant::now())?;
     }
 }
 
-/// A link that carries at most `bytes_per_second` (0 for no limit) and banks no credit while it
-/// idles or while its sender is late. A cap counted from a fixed start would let bytes that were
-/// due earlier (a response that waited its first-byte time, a server thread descheduled on a
-/// loaded machine) go out as one burst at loopback speed, which no real link does and which makes
-/// a body look faster than its cap to whoever times it.
+/// A link that carries at most `bytes_per_second` (0 for no limit), one chunk after another,
+/// each from when it is ready to go or when the link is free, whichever is later. So an idle link
+/// banks no credit: a cap counted from a fixed start would let a response that waited its
+/// first-byte time go out as one burst at loopback speed, which no real link does and which makes
+/// a body look faster than its cap to whoever times it. And a sender that oversleeps loses
+/// nothing: the chunks that waited for it were ready, and a real link would have carried them.
 struct PacedLink {
     bytes_per_second: u64,
     /// When the link is free to carry the next byte.
@@ -358,9 +359,10 @@ impl PacedLink {
         }
     }
 
-    /// Writes `chunk` to `to`, then waits until the link has carried it.
-    fn send(&mut self, to: &mut impl Write, chunk: &[u8]) -> io::Result<()> {
-        self.free_at = self.free_at.max(Instant::now());
+    /// Writes `chunk`, ready to go since `ready_at`, to `to`, then waits until the link has
+    /// carried it.
+    fn send(&mut self, to: &mut impl Write, chunk: &[u8], ready_at: Instant) -> io::Result<()> {
+        self.free_at = self.free_at.max(ready_at);
         to.write_all(chunk)?;
         if self.bytes_per_second > 0 {
             self.free_at +=
@@ -530,10 +532,11 @@ fn forward_delayed(
         let mut to = to;
         let mut link = PacedLink::new(options.bytes_per_second);
         for (at, chunk) in arrived {
-            if let Some(wait) = (at + options.delay).checked_duration_since(Instant::now()) {
+            let due = at + options.delay;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 thread::sleep(wait);
             }
-            if link.send(&mut to, &chunk).is_err() {
+            if link.send(&mut to, &chunk, due).is_err() {
                 break;
             }
         }
