@@ -235,11 +235,13 @@ fn fetch_into(
             .map_err(|cause| StoreError::io(&target, cause))?;
         copy_stream(&mut reader, &mut out, &target, &location)?
     } else if let Some(tail) = tail {
+        let early = hash_while_waiting(&mut reader, &tail, policy.range_len, &location)?;
         let index = tail.join().map_err(|_| StoreError::ThreadDied {
             url: location.clone(),
             thread: "the thread reading the archive's tail",
         })??;
-        let summary = resource_archive::unpack(&index, &mut reader, temp_dir, &options.unpack)
+        let archive = io::Cursor::new(early).chain(&mut reader);
+        let summary = resource_archive::unpack(&index, archive, temp_dir, &options.unpack)
             .map_err(|source| unpack_error(source, &location))?;
         summary.bytes
     } else if len <= policy.first_request_len {
@@ -262,6 +264,36 @@ fn fetch_into(
         .map_err(|error| StoreError::io(&location, error.into()))?;
     check_hash(&resource.content_hash, actual, &location)?;
     Ok(size)
+}
+
+/// Reads the archive's first bytes through `reader` (so that they are hashed) into memory while
+/// its tail, which unpacking needs first, is still on its way: at most `limit` bytes. Hashing is
+/// the slowest stage of a large download, and the tail's request went out a round trip after the
+/// first one, so the first range's bytes would otherwise wait for it.
+fn hash_while_waiting(
+    reader: &mut impl Read,
+    tail: &thread::JoinHandle<Result<ArchiveIndex>>,
+    limit: u64,
+    location: &str,
+) -> Result<Vec<u8>> {
+    const READ_LEN: usize = 256 << 10;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut early = Vec::new();
+    while !tail.is_finished() && early.len() < limit {
+        let start = early.len();
+        early.resize(start + READ_LEN.min(limit - start), 0);
+        let read = loop {
+            match reader.read(&mut early[start..]) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                result => break result.map_err(|error| from_io(error, location))?,
+            }
+        };
+        early.truncate(start + read);
+        if read == 0 {
+            break;
+        }
+    }
+    Ok(early)
 }
 
 /// Whether, with the whole archive in the first answer, its tail is still best read on its own

@@ -399,10 +399,20 @@ struct RangeJob {
     reply: SyncSender<io::Result<ArrivedRange>>,
 }
 
-/// A fetched range.
+/// A fetched range, or a piece of one: the first range reaches the reader piece by piece as it
+/// arrives (see [`FIRST_RANGE_PIECE_LEN`]), every other range whole.
 struct ArrivedRange {
     bytes: Vec<u8>,
+    /// Whether this ends its range.
+    last: bool,
 }
+
+/// The pieces in which the first range is handed to the reader while it arrives. The reader
+/// (hashing and unpacking, the slowest stage of a large download) then starts on the first
+/// bytes instead of waiting for the whole first range, which is the largest one and, at 100 MB/s,
+/// takes 80 ms for its 8 MiB; the later ranges come in while the reader is busy, so they gain
+/// nothing from pieces and stay whole.
+const FIRST_RANGE_PIECE_LEN: usize = 256 << 10;
 
 /// The first range, answered by the first request: its body, where it ends, and when it was asked
 /// for.
@@ -658,6 +668,8 @@ struct ParallelRanges {
     policy: FetchPolicy,
     mode: Mode,
     dispatch: Arc<Mutex<Dispatch>>,
+    /// The range being read, while pieces of it are still to come.
+    in_progress: Option<Receiver<io::Result<ArrivedRange>>>,
     current: Vec<u8>,
     consumed: usize,
     /// Bytes received by all threads so far: progress anywhere means the transfer is not stalled.
@@ -676,7 +688,11 @@ impl ParallelRanges {
         let location = source.location().to_owned();
         let received = Arc::new(AtomicU64::new(0));
         let streams = policy.parallel_ranges.max(1);
-        let (reply, arrival) = sync_channel(1);
+        // Room for every piece of the first range, so that its thread never waits to send one.
+        let first_pieces = usize::try_from(first.end)
+            .unwrap_or(usize::MAX)
+            .div_ceil(FIRST_RANGE_PIECE_LEN);
+        let (reply, arrival) = sync_channel(first_pieces.saturating_add(1));
         let dispatch = Arc::new(Mutex::new(Dispatch {
             jobs: None,
             pending: VecDeque::from([arrival]),
@@ -726,10 +742,15 @@ impl ParallelRanges {
                     let location = source.location().to_owned();
                     let mut reader =
                         ResumingReader::range(source, 0, first.end, &policy).continuing(first.body);
+                    let mut send_piece = |bytes| {
+                        // A reader that is gone needs no more pieces.
+                        let _ = reply.send(Ok(ArrivedRange { bytes, last: false }));
+                    };
                     let result = read_timed(
                         &mut reader,
                         0..first.end,
                         Vec::new(),
+                        (FIRST_RANGE_PIECE_LEN, &mut send_piece),
                         &received,
                         &location,
                         first.asked,
@@ -744,6 +765,7 @@ impl ParallelRanges {
             policy: *policy,
             mode: Mode::Ranges,
             dispatch,
+            in_progress: None,
             current: Vec::new(),
             consumed: 0,
             received,
@@ -855,6 +877,7 @@ fn start_fetching(
                         &mut reader,
                         start..end,
                         buffer,
+                        (usize::MAX, &mut |_| {}),
                         &received,
                         source.location(),
                         Instant::now(),
@@ -885,11 +908,13 @@ impl Dispatch {
 
 /// Reads `range` from `reader`, which stands at its start, into `buffer`, showing `near_end` how
 /// the body arrives (timed from `asked`, when the request went out), so that it can judge and
-/// tell when the body nears its end.
+/// tell when the body nears its end. `pieces` is the length of the pieces the range is handed
+/// on in and where each full one goes while the rest arrives: the last piece is returned.
 fn read_timed(
     reader: &mut ResumingReader,
     range: std::ops::Range<u64>,
     mut buffer: Vec<u8>,
+    pieces: (usize, &mut dyn FnMut(Vec<u8>)),
     received: &AtomicU64,
     location: &str,
     asked: Instant,
@@ -897,11 +922,17 @@ fn read_timed(
 ) -> io::Result<ArrivedRange> {
     let want = usize::try_from(range.end - range.start)
         .map_err(|_| io::Error::other("a range does not fit in memory"))?;
+    let (piece_len, send_piece) = pieces;
+    let piece_len = piece_len.max(1);
     // When the first bytes came, and how many: the body's pace is judged from what came after.
     let mut first_read: Option<(Instant, usize)> = None;
-    buffer.clear();
-    buffer.resize(want, 0);
+    // Every byte of a piece is read into before it is handed on, so a reused buffer needs no
+    // zeroing, only its new part.
+    buffer.truncate(piece_len.min(want));
+    buffer.resize(piece_len.min(want), 0);
+    // Bytes of the range received, and where in the range the piece in `buffer` starts.
     let mut filled = 0;
+    let mut piece_start = 0;
     let pace_at = |now: Instant, first_at: Instant, first_len: usize, filled: usize| BodyPace {
         now,
         first_byte_wait: first_at.duration_since(asked),
@@ -911,7 +942,12 @@ fn read_timed(
         want,
     };
     while filled < want {
-        match reader.read(&mut buffer[filled..]) {
+        if filled - piece_start == buffer.len() {
+            let next = vec![0; piece_len.min(want - filled)];
+            send_piece(std::mem::replace(&mut buffer, next));
+            piece_start = filled;
+        }
+        match reader.read(&mut buffer[filled - piece_start..]) {
             Ok(0) => break,
             Ok(read) => {
                 let now = Instant::now();
@@ -935,7 +971,10 @@ fn read_timed(
     let now = Instant::now();
     let (first_at, first_len) = first_read.unwrap_or((now, 0));
     near_end.judge_now(&pace_at(now, first_at, first_len, filled));
-    Ok(ArrivedRange { bytes: buffer })
+    Ok(ArrivedRange {
+        bytes: buffer,
+        last: true,
+    })
 }
 
 impl Read for ParallelRanges {
@@ -944,23 +983,34 @@ impl Read for ParallelRanges {
             if let Mode::Stream(stream) = &mut self.mode {
                 return stream.read(buf);
             }
-            let next = self.lock_dispatch()?.pending.pop_front();
-            let Some(arrival) = next else {
-                // The ranges are read; the rest, if any, comes as the stream the judgement opened.
-                let rest = self.lock_dispatch()?.rest.take();
-                return match rest {
-                    Some(rest) => {
-                        self.mode = Mode::Stream(rest?);
-                        self.read(buf)
-                    }
-                    None => Ok(0),
-                };
+            let arrival = match self.in_progress.take() {
+                Some(arrival) => arrival,
+                None => {
+                    let next = self.lock_dispatch()?.pending.pop_front();
+                    let Some(arrival) = next else {
+                        // The ranges are read; the rest, if any, comes as the stream the
+                        // judgement opened.
+                        let rest = self.lock_dispatch()?.rest.take();
+                        return match rest {
+                            Some(rest) => {
+                                self.mode = Mode::Stream(rest?);
+                                self.read(buf)
+                            }
+                            None => Ok(0),
+                        };
+                    };
+                    arrival
+                }
             };
-            let range = self.wait_for(&arrival)?;
-            let spent = std::mem::replace(&mut self.current, range.bytes);
+            let piece = self.wait_for(&arrival)?;
+            if !piece.last {
+                self.in_progress = Some(arrival);
+            }
+            let spent = std::mem::replace(&mut self.current, piece.bytes);
             self.consumed = 0;
             let mut dispatch = self.lock_dispatch()?;
-            if spent.capacity() > 0 {
+            // A piece of the first range is too small to hold a later range.
+            if spent.capacity() as u64 >= dispatch.range_len {
                 dispatch.spare.push(spent);
             }
             dispatch.top_up();

@@ -125,6 +125,10 @@ const FAULTS: [Fault; 5] = [
 /// Bytes per range when a check fetches parallel ranges: the fixture's files span several.
 const TEST_RANGE_LEN: u64 = 256 << 10;
 
+/// The first request's range in the fault checks: the first range reaches the reader in pieces
+/// while it arrives, and the faults at 1 MiB fall in its middle, after some pieces went on.
+const FAULT_FIRST_REQUEST_LEN: u64 = 2 << 20;
+
 /// How a check's worker reaches the stored bytes.
 #[derive(Debug, Clone, Copy)]
 enum Route {
@@ -169,7 +173,8 @@ fn check(
     let source: Arc<dyn ByteSource> = faulty.clone();
     // Ranges are chosen, not measured: on a loaded machine the measured choice could flip, and
     // this test is about faults (the measured choice has a test of its own below).
-    let options = options_for(route, RangeChoice::Ranges);
+    let mut options = options_for(route, RangeChoice::Ranges);
+    options.fetch.first_request_len = FAULT_FIRST_REQUEST_LEN;
     let result = install(resource, root.path(), source, None, &options);
     let label = format!(
         "{fault:?} on {} over {route:?} ({})",
@@ -179,7 +184,7 @@ fn check(
     // A fault that never goes away may stop the fetch before its ranges are asked for.
     if let (Route::HttpRanges, true) = (route, transient) {
         let counts = server.counts(&name);
-        let ranges = fixture_ranges(resource)?;
+        let ranges = fixture_ranges(resource, FAULT_FIRST_REQUEST_LEN)?;
         assert!(
             counts.requests - requests_before.requests >= ranges,
             "{label}: {} requests for {ranges} ranges are not parallel ranges",
@@ -212,10 +217,12 @@ fn check(
     Ok(())
 }
 
-/// How many ranges of [`TEST_RANGE_LEN`] the stored bytes of `resource` span.
-fn fixture_ranges(resource: &Resource) -> Result<u32, Box<dyn std::error::Error>> {
+/// How many ranges the stored bytes of `resource` span: a first one of `first_len`, then ranges of
+/// [`TEST_RANGE_LEN`].
+fn fixture_ranges(resource: &Resource, first_len: u64) -> Result<u32, Box<dyn std::error::Error>> {
     let len = open_url(&resource.url, &Default::default())?.len()?;
-    Ok(u32::try_from(len.div_ceil(TEST_RANGE_LEN))?)
+    let rest = len.saturating_sub(first_len).div_ceil(TEST_RANGE_LEN);
+    Ok(u32::try_from(1 + rest)?)
 }
 
 /// A body pace at which a range of [`TEST_RANGE_LEN`] takes 4 ms on the wire: far longer than a
@@ -331,7 +338,7 @@ fn ranges_are_fetched_in_parallel_only_where_they_pay() -> TestResult {
             // Where ranges pay, one request per range follows; where they do not, the rest comes
             // as one stream.
             let expected = if ranges_pay {
-                tail + fixture_ranges(resource)?
+                tail + fixture_ranges(resource, TEST_RANGE_LEN)?
             } else {
                 tail + 4 + 1
             };

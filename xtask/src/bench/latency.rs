@@ -6,7 +6,10 @@
 //! Contenders, interleaved round by round: ours as a worker runs it (`resource download`, the
 //! whole process); Toil 9's `Resource.download()` timed inside one Python process (its start and
 //! imports not charged to it); `curl` of the same URL into `md5sum` (one request, nothing
-//! unpacked). The proxy's request log gives the requests per download.
+//! unpacked); and, for the sizes above 4 MiB, `curl` of 4 ranges at once into `/dev/null`, what
+//! 4 connections carry through the proxy on this machine with nothing hashed or written (the
+//! ideal assumes a machine with nothing else to do). The proxy's request log gives the requests
+//! per download.
 
 use std::fs;
 use std::io::Write;
@@ -107,6 +110,8 @@ struct Served {
     env_name: String,
     env_value: String,
     url: String,
+    /// The stored object's length.
+    stored_len: u64,
 }
 
 /// The test HTTP file server on `dir` behind a delay proxy of [`DELAY`] each way, capped at
@@ -153,7 +158,12 @@ fn measure_network(
         )?;
         let created = CreatedResource::parse(&created.stdout)?;
         let url = format!("{}/{}", proxy.endpoint(), created.path_hash);
+        let object = store.join("shared").join(&created.path_hash);
+        let stored_len = fs::metadata(&object)
+            .with_context(|| format!("cannot read {}", object.display()))?
+            .len();
         let served = Served {
+            stored_len,
             size,
             input,
             env_value: created.env_value.replace(&created.url, &url),
@@ -212,8 +222,13 @@ fn measure_size(
     let label = size_label(served.size);
     print!("{label}:");
     std::io::stdout().flush()?;
-    let (mut ours, mut toil, mut curl) =
-        (Samples::default(), Samples::default(), Samples::default());
+    let (mut ours, mut toil, mut curl, mut curl_ranges) = (
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+    );
+    let large = served.size > 4 * MIB;
     let requests_now = || -> Result<usize> {
         let object = format!("/{}", served.path_hash);
         Ok(proxy
@@ -269,7 +284,23 @@ fn measure_size(
         )
         .context("curl | md5sum")?;
         let curl_requests = requests_now()? - before;
+        let measured_curl_ranges = if large {
+            let before = requests_now()?;
+            let measured = measure(
+                Command::new("bash")
+                    .args(["-o", "pipefail", "-c"])
+                    .arg(parallel_curl_script(&served.url, served.stored_len)),
+            )
+            .context("curl of 4 ranges at once")?;
+            Some((measured.wall.as_secs_f64(), requests_now()? - before))
+        } else {
+            None
+        };
         if round > 0 {
+            if let Some((seconds, requests)) = measured_curl_ranges {
+                curl_ranges.seconds.push(seconds);
+                curl_ranges.requests.push(requests as f64);
+            }
             ours.seconds.push(Sample::of(&measured, None).wall_s);
             ours.requests.push(ours_requests as f64);
             toil.seconds.push(toil_seconds);
@@ -289,6 +320,18 @@ fn measure_size(
         "s",
     );
     section.value(format!("{label}: curl | md5sum"), curl_s, "s");
+    let curl_ranges_s = if large {
+        let (seconds, requests) = curl_ranges.medians()?;
+        section.value(
+            format!("{label}: curl of 4 ranges at once (nothing hashed or written)"),
+            seconds,
+            "s",
+        );
+        section.value(format!("{label}: requests, curl of 4 ranges"), requests, "");
+        Some(seconds)
+    } else {
+        None
+    };
     let ours_rss = ours_peak_rss_mib(binary, served, &work.join("root"))?;
     section.target(format!("{label}: peak RSS, ours (MiB)"), ours_rss, 64.0);
     section.value(format!("{label}: requests, ours"), ours_requests, "");
@@ -308,11 +351,41 @@ fn measure_size(
         );
         section.target(format!("{label}: ours / Toil"), ours_s / toil_s, 0.5);
         section.target(format!("{label}: ours / ideal"), ours_s / ideal, 1.2);
+        if let Some(curl_ranges_s) = curl_ranges_s {
+            section.value(
+                format!("{label}: 4 curl ranges / ideal"),
+                curl_ranges_s / ideal,
+                "",
+            );
+            section.value(
+                format!("{label}: ours / 4 curl ranges"),
+                ours_s / curl_ranges_s,
+                "",
+            );
+        }
     } else {
         section.value(format!("{label}: ours / Toil"), ours_s / toil_s, "");
         section.value(format!("{label}: ours / curl"), ours_s / curl_s, "");
     }
     Ok(())
+}
+
+/// A shell script that fetches the `len` bytes at `url` as 4 ranges at once, each into
+/// `/dev/null`: the most that 4 connections carry through the proxy on this machine, with nothing
+/// hashed, unpacked or written, beside which ours and the ideal can be read.
+fn parallel_curl_script(url: &str, len: u64) -> String {
+    let quarter = len.div_ceil(IDEAL_CONNECTIONS as u64).max(1);
+    let mut script = String::from("pids=()\n");
+    let mut start = 0;
+    while start < len {
+        let end = (start + quarter).min(len) - 1;
+        script.push_str(&format!(
+            "curl -sf -r {start}-{end} -o /dev/null '{url}' & pids+=($!)\n"
+        ));
+        start = end + 1;
+    }
+    script.push_str("for pid in \"${pids[@]}\"; do wait \"$pid\" || exit 1; done\n");
+    script
 }
 
 /// Ours' peak RSS for one more, untimed download, taken by `/usr/bin/time`.
