@@ -910,6 +910,7 @@ impl Dispatch {
 /// the body arrives (timed from `asked`, when the request went out), so that it can judge and
 /// tell when the body nears its end. `pieces` is the length of the pieces the range is handed
 /// on in and where each full one goes while the rest arrives: the last piece is returned.
+#[allow(clippy::too_many_arguments)]
 fn read_timed(
     reader: &mut ResumingReader,
     range: std::ops::Range<u64>,
