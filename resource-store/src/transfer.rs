@@ -1004,11 +1004,14 @@ impl Read for ParallelRanges {
                 }
             };
             let piece = self.wait_for(&arrival)?;
-            if !piece.last {
-                self.in_progress = Some(arrival);
-            }
             let spent = std::mem::replace(&mut self.current, piece.bytes);
             self.consumed = 0;
+            if !piece.last {
+                // More ranges are asked for once a whole one is taken, not for a piece: before
+                // the judgement, no more are asked for than stream.
+                self.in_progress = Some(arrival);
+                return Ok(copy_out(&self.current, &mut self.consumed, buf));
+            }
             let mut dispatch = self.lock_dispatch()?;
             // A piece of the first range is too small to hold a later range.
             if spent.capacity() as u64 >= dispatch.range_len {

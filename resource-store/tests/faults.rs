@@ -233,6 +233,9 @@ const SLOW_BODY: u64 = 64 << 20;
 /// the timed choice between ranges and one stream.
 const MEASURED_BODY: u64 = 8 << 20;
 
+/// The first request's range in the check of the timed choice: 4 pieces.
+const MEASURED_FIRST_REQUEST_LEN: u64 = 1 << 20;
+
 /// A body pace at which a range of [`TEST_RANGE_LEN`] takes 128 ms on the wire: against a free
 /// request, the timed choice must pick ranges however late a loaded machine reads.
 const FREE_REQUEST_BODY: u64 = 2 << 20;
@@ -319,6 +322,8 @@ fn ranges_are_fetched_in_parallel_only_where_they_pay() -> TestResult {
             let before = server.counts(&name).requests;
             let root = tempfile::tempdir()?;
             let mut options = options_for(Route::HttpRanges, RangeChoice::Measure);
+            // A first range of several pieces: taking its pieces asks for nothing more.
+            options.fetch.first_request_len = MEASURED_FIRST_REQUEST_LEN;
             // A second before the first byte is slow, not stalled.
             options.fetch.stall_timeout = Duration::from_secs(10);
             let installed = install_from_url(&over_http, root.path(), &options)?;
@@ -338,7 +343,7 @@ fn ranges_are_fetched_in_parallel_only_where_they_pay() -> TestResult {
             // Where ranges pay, one request per range follows; where they do not, the rest comes
             // as one stream.
             let expected = if ranges_pay {
-                tail + fixture_ranges(resource, TEST_RANGE_LEN)?
+                tail + fixture_ranges(resource, MEASURED_FIRST_REQUEST_LEN)?
             } else {
                 tail + 4 + 1
             };
