@@ -280,15 +280,11 @@ fn hash_while_waiting(
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut early = Vec::new();
     while !tail.is_finished() && early.len() < limit {
-        let start = early.len();
-        early.resize(start + READ_LEN.min(limit - start), 0);
-        let read = loop {
-            match reader.read(&mut early[start..]) {
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                result => break result.map_err(|error| from_io(error, location))?,
-            }
-        };
-        early.truncate(start + read);
+        let want = READ_LEN.min(limit - early.len()) as u64;
+        let read = (&mut *reader)
+            .take(want)
+            .read_to_end(&mut early)
+            .map_err(|error| from_io(error, location))?;
         if read == 0 {
             break;
         }

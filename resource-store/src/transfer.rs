@@ -750,7 +750,7 @@ impl ParallelRanges {
                         &mut reader,
                         0..first.end,
                         Vec::new(),
-                        (FIRST_RANGE_PIECE_LEN, &mut send_piece),
+                        Some(&mut send_piece),
                         &received,
                         &location,
                         first.asked,
@@ -877,7 +877,7 @@ fn start_fetching(
                         &mut reader,
                         start..end,
                         buffer,
-                        (usize::MAX, &mut |_| {}),
+                        None,
                         &received,
                         source.location(),
                         Instant::now(),
@@ -908,14 +908,15 @@ impl Dispatch {
 
 /// Reads `range` from `reader`, which stands at its start, into `buffer`, showing `near_end` how
 /// the body arrives (timed from `asked`, when the request went out), so that it can judge and
-/// tell when the body nears its end. `pieces` is the length of the pieces the range is handed
-/// on in and where each full one goes while the rest arrives: the last piece is returned.
+/// tell when the body nears its end. With `send_piece`, the range is handed on in pieces of
+/// [`FIRST_RANGE_PIECE_LEN`], each full one to `send_piece` while the rest arrives, and the last
+/// one returned; without, it is returned whole.
 #[allow(clippy::too_many_arguments)]
 fn read_timed(
     reader: &mut ResumingReader,
     range: std::ops::Range<u64>,
     mut buffer: Vec<u8>,
-    pieces: (usize, &mut dyn FnMut(Vec<u8>)),
+    mut send_piece: Option<&mut dyn FnMut(Vec<u8>)>,
     received: &AtomicU64,
     location: &str,
     asked: Instant,
@@ -923,8 +924,11 @@ fn read_timed(
 ) -> io::Result<ArrivedRange> {
     let want = usize::try_from(range.end - range.start)
         .map_err(|_| io::Error::other("a range does not fit in memory"))?;
-    let (piece_len, send_piece) = pieces;
-    let piece_len = piece_len.max(1);
+    let piece_len = if send_piece.is_some() {
+        FIRST_RANGE_PIECE_LEN
+    } else {
+        want
+    };
     // When the first bytes came, and how many: the body's pace is judged from what came after.
     let mut first_read: Option<(Instant, usize)> = None;
     // Every byte of a piece is read into before it is handed on, so a reused buffer needs no
@@ -943,7 +947,9 @@ fn read_timed(
         want,
     };
     while filled < want {
-        if filled - piece_start == buffer.len() {
+        if let Some(send_piece) = send_piece.as_mut()
+            && filled - piece_start == buffer.len()
+        {
             let next = vec![0; piece_len.min(want - filled)];
             send_piece(std::mem::replace(&mut buffer, next));
             piece_start = filled;
