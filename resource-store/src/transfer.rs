@@ -434,6 +434,26 @@ fn ranges_pay(first_byte_wait: Duration, range_body: Duration, parallel: usize) 
     first_byte_wait <= range_body.saturating_mul(factor)
 }
 
+/// A pace one connection rarely beats from an object store or a web server across a network: at
+/// it, a 4 MiB range body takes about 17 ms.
+const FAST_CONNECTION_BYTES_PER_SECOND: usize = 250_000_000;
+
+/// Whether ranges pay even if one connection turns out as fast as
+/// [`FAST_CONNECTION_BYTES_PER_SECOND`], judged from the first request's wait for its answer,
+/// before any of its body is timed. Then the next ranges are asked for at once, beside the first
+/// one. Otherwise whether they pay depends on the body's pace, and they are asked for only once
+/// [`FirstJudge`] has timed it: a server whose every request costs far more than a round trip
+/// (moto copies the whole object to answer any request) then gets no request that the judgement
+/// would not have made, at the cost, where ranges do pay, of starting them a few MiB later.
+fn ranges_may_pay_at_any_pace(waited: Duration, policy: &FetchPolicy) -> bool {
+    let fast_body = time_for(
+        policy.range_len,
+        Duration::from_secs(1),
+        FAST_CONNECTION_BYTES_PER_SECOND,
+    );
+    ranges_pay(waited, fast_body, policy.parallel_ranges)
+}
+
 /// How a [`ParallelRanges`] reads past the ranges asked for.
 enum Mode {
     /// Ranges, as long as the dispatch holds them; then the rest stream, if one was opened.
@@ -656,9 +676,11 @@ impl NearEnd {
 ///
 /// The first range is the body of the first request, which gave the size; the next ranges are
 /// asked for while it arrives, never after it. Under [`RangeChoice::Measure`] the first range's
-/// first-byte wait and the pace of its body past the first burst decide early, while it still streams (see
-/// [`FirstJudge`] and [`ranges_pay`]): when a request costs the server more than ranges save, the
-/// ranges in flight are read and the rest comes as one stream, opened at once. Once ranges are
+/// first-byte wait and the pace of its body past the first burst decide early, while it still
+/// streams (see [`FirstJudge`] and [`ranges_pay`]): when a request costs the server more than
+/// ranges save, the ranges in flight are read and the rest comes as one stream, opened at once.
+/// Ranges are asked for beside the first one only when its wait says they pay at any plausible
+/// pace (see [`ranges_may_pay_at_any_pace`]); otherwise none is asked for before the judgement. Once ranges are
 /// chosen, each body asks for the next range about one first-byte wait before its end (see
 /// [`Dispatch`]). At most `2 × parallel_ranges` ranges are in flight or waiting ahead of the
 /// reader, so memory stays bounded whatever the source's length. A transfer is stalled when no
@@ -717,8 +739,9 @@ impl ParallelRanges {
             // judgement finds the queue it asks on.
             start_fetching(&source, &received, &dispatch, policy)?;
             let mut dispatch = lock(&dispatch, &location)?;
-            if policy.range_choice == RangeChoice::Ranges {
+            let ask_now = if policy.range_choice == RangeChoice::Ranges {
                 dispatch.choose_ranges();
+                true
             } else {
                 near_end.judge = Some(FirstJudge {
                     source: Arc::clone(&source),
@@ -726,8 +749,11 @@ impl ParallelRanges {
                     window: FirstJudge::window_for(first.end),
                     mark: None,
                 });
+                ranges_may_pay_at_any_pace(first.asked.elapsed(), policy)
+            };
+            if ask_now {
+                dispatch.top_up();
             }
-            dispatch.top_up();
         } else {
             let mut dispatch = lock(&dispatch, &location)?;
             rest_as_stream(&mut dispatch, &source, policy);
