@@ -191,9 +191,12 @@ fn decode_wire(value: &str) -> PyResult<Fields> {
 /// job store's directory); returns the resource's fields. `class_name` forces the kind; `env`
 /// is the process environment, read for credentials and `HOME`; `endpoint` is the service the
 /// store's client talks to when it is not the provider's own (the endpoint of a Toil AWS job
-/// store's boto3 client, say, so that we write where that job store reads).
+/// store's boto3 client, say, so that we write where that job store reads). `direct_url` hands
+/// back a direct `s3://` or `gs://` URL instead of signing one: a caller that names the resource
+/// by its job store's own URL needs none, and signing can need a service of its own (a GCS
+/// client given only a bearer token signs through Google's IAM API).
 #[pyfunction]
-#[pyo3(signature = (locator, leader_path, class_name=None, env=Vec::new(), endpoint=None))]
+#[pyo3(signature = (locator, leader_path, class_name=None, env=Vec::new(), endpoint=None, direct_url=false))]
 fn publish(
     py: Python<'_>,
     locator: &str,
@@ -201,6 +204,7 @@ fn publish(
     class_name: Option<&str>,
     env: Vec<(String, String)>,
     endpoint: Option<String>,
+    direct_url: bool,
 ) -> PyResult<Fields> {
     let kind = requested_kind(class_name)?;
     let locator = StoreLocator::from_str(locator).map_err(store_error)?;
@@ -210,6 +214,7 @@ fn publish(
         .map(|(_, value)| PathBuf::from(value));
     let config = StoreConfig {
         endpoint,
+        direct_urls: direct_url,
         ..StoreConfig::from_vars(env)
     };
     let runtime = runtime()?;

@@ -62,9 +62,10 @@ fn ensure_requirements(project: &Project, venv: &Venv) -> Result<()> {
         .with_context(|| format!("cannot read {}", requirements.display()))?;
     let stamp = venv.dir().join("xtask-bindings-stamp.txt");
     let healthy = || {
-        output_checked(
-            Command::new(venv.python()).args(["-c", "import pytest, maturin, virtualenv"]),
-        )
+        output_checked(Command::new(venv.python()).args([
+            "-c",
+            "import pytest, maturin, virtualenv, google.cloud.storage",
+        ]))
         .is_ok()
     };
     if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && healthy() {

@@ -66,7 +66,8 @@ def _spool_body(content, spool):
         spool.write(content.read())
 
 
-# Toil's AWS job store keeps its shared files at the root of bucket ``<name>--toil``.
+# Toil's AWS and Google job stores keep their shared files at the root of bucket
+# ``<name>--toil``.
 _TOIL_BUCKET_SUFFIX = "--toil"
 
 # The variables that say who a client is and where it talks to. For a Toil AWS job store its
@@ -95,13 +96,11 @@ def _native_locator(jobStore):
     """Where a job store object lives, when we write it natively, or None: it is then written
     through its own ``write_shared_file_stream``.
 
-    A Toil ``FileJobStore`` is written in its directory, and a Toil ``AWSJobStore`` in its
-    bucket, through the credentials and the endpoint of the job store's own boto3 client, so
-    that we write exactly where that job store (and a Toil worker holding its URL) reads.
-    Toil's Google job store stays on the stream path: it talks to GCS through
-    google-cloud-storage (the JSON API), which is not installed here, and no server that runs
-    on this machine serves both that API and the XML API our GCS client writes through, so a
-    native write could be neither checked against Toil's own reads nor tested.
+    A Toil ``FileJobStore`` is written in its directory, a Toil ``AWSJobStore`` in its bucket,
+    through the credentials and the endpoint of the job store's own boto3 client, and a Toil
+    ``GoogleJobStore`` in its bucket, through the credentials and the endpoint of its own
+    google-cloud-storage client: we write exactly where that job store (and a Toil worker
+    holding its URL) reads.
     """
     kind = type(jobStore).__name__
     directory = getattr(jobStore, "jobStoreDir", None)
@@ -109,6 +108,8 @@ def _native_locator(jobStore):
         return _NativeTarget(directory, _environment(), None, False)
     if kind == "AWSJobStore":
         return _aws_target(jobStore)
+    if kind == "GoogleJobStore":
+        return _google_target(jobStore)
     return None
 
 
@@ -160,6 +161,72 @@ def _custom_endpoint(client):
     return endpoint
 
 
+# The host of Google's own Cloud Storage endpoints (the JSON API's and its mTLS twin); a client
+# talking to any other (an emulator, a private endpoint) names it to us.
+_GOOGLE_API_DOMAIN = ".googleapis.com"
+
+
+def _google_target(jobStore):
+    """A Toil ``GoogleJobStore`` as ``google:PROJECT:NAME``, opened with a bearer token of its
+    client's credentials and its client's endpoint; None when the job store does not look as
+    Toil 9's does, or its credentials give no token (then its own stream is the only way to
+    write as it does).
+
+    The token is the one the job store's client sends itself, refreshed as that client would
+    refresh it, so that any credentials Toil found (a service account, a user's
+    application-default login, a VM's metadata server) write for us too without our reading
+    them a second time. It is not refreshed during the upload: an access token lasts an hour
+    and is refreshed here when it is due within minutes.
+    """
+    project = getattr(jobStore, "projectID", None)
+    bucket = getattr(jobStore, "bucketName", None)
+    client = getattr(jobStore, "storageClient", None)
+    if not (
+        (project is None or isinstance(project, str))
+        and isinstance(bucket, str)
+        and bucket.endswith(_TOIL_BUCKET_SUFFIX)
+        and client is not None
+    ):
+        return None
+    name = bucket[: -len(_TOIL_BUCKET_SUFFIX)]
+    # google-cloud-core keeps a client's credentials in ``_credentials`` and
+    # google-cloud-storage its endpoint on its connection; neither has a public accessor.
+    credentials = getattr(client, "_credentials", None)
+    endpoint = getattr(getattr(client, "_connection", None), "API_BASE_URL", None)
+    if credentials is None or not isinstance(endpoint, str):
+        return None
+    environment = [
+        (variable, value)
+        for variable, value in os.environ.items()
+        if not variable.startswith("GOOGLE_")
+    ]
+    identity = _google_identity(credentials)
+    if identity is None:
+        return None
+    environment.append(identity)
+    host = urlsplit(endpoint).hostname or ""
+    custom = None if host.endswith(_GOOGLE_API_DOMAIN) else endpoint
+    locator = "google:%s:%s" % (project, name) if project else "google:%s" % name
+    return _NativeTarget(locator, environment, custom, True)
+
+
+def _google_identity(credentials):
+    """The setting our GCS client authenticates with, as the job store's client does: its
+    bearer token, or no signature at all for anonymous credentials; None if neither applies."""
+    # google-auth is there whenever a GoogleJobStore is: google-cloud-storage requires it.
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.transport.requests import Request
+
+    if isinstance(credentials, AnonymousCredentials):
+        return ("GOOGLE_SKIP_SIGNATURE", "true")
+    if not credentials.valid:
+        credentials.refresh(Request())
+    token = getattr(credentials, "token", None)
+    if not isinstance(token, str) or not token:
+        return None
+    return ("GOOGLE_BEARER_TOKEN", token)
+
+
 class Resource(namedtuple("Resource", ("name", "pathHash", "url", "contentHash"))):
     """A file or directory deployed to each worker node before the user's jobs run.
 
@@ -183,9 +250,10 @@ class Resource(namedtuple("Resource", ("name", "pathHash", "url", "contentHash")
 
         ``jobStore`` is one of our store locators (a directory, ``file:``, ``s3://``, ``gs://``,
         ``az://``, ``aws:REGION:NAME``, ``google:PROJECT:NAME``), a Toil ``FileJobStore``
-        (written natively in its directory), a Toil ``AWSJobStore`` (written natively in its
-        bucket, named by its ``getSharedPublicUrl``), or any other Toil job store, fed through
-        its ``write_shared_file_stream`` and named by its ``getSharedPublicUrl``.
+        (written natively in its directory), a Toil ``AWSJobStore`` or ``GoogleJobStore``
+        (written natively in its bucket, named by its ``getSharedPublicUrl``), or any other Toil
+        job store, fed through its ``write_shared_file_stream`` and named by its
+        ``getSharedPublicUrl``.
         """
         leaderPath = os.fspath(leaderPath)
         if hasattr(jobStore, "write_shared_file_stream"):
@@ -200,6 +268,8 @@ class Resource(namedtuple("Resource", ("name", "pathHash", "url", "contentHash")
                     cls._className,
                     target.environment,
                     target.endpoint,
+                    # A URL of ours would be replaced by the job store's own: none is signed.
+                    direct_url=target.jobStoreUrl,
                 )
             )
             if target.jobStoreUrl:
