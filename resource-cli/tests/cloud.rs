@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use resource_store::testing::{create_moto_bucket, noise, visible_entries};
+use resource_store::testing::{create_fake_gcs_bucket, create_moto_bucket, noise, visible_entries};
 
 type Error = Box<dyn std::error::Error>;
 type TestResult = Result<(), Error>;
@@ -142,13 +142,12 @@ fn azurite() -> Result<ServerCase, Error> {
     })
 }
 
-/// GCS through moto's XML API, signing with the run's service-account key (tokens and signed URLs
+/// GCS on fake-gcs-server, signing with the run's service-account key (tokens and signed URLs
 /// are made locally, nothing asks a Google host).
 ///
-/// Not in the expiry case: moto's GCS XML API, like its S3, checks neither signatures nor
-/// `X-Goog-Expires` (tried: a URL made with `--url-ttl 1` still downloads 2.5 s later).
-fn gcs_on_moto() -> Result<ServerCase, Error> {
-    let endpoint = required("RESOURCE_TEST_GCS_XML_ENDPOINT")?;
+/// Not in the expiry case: fake-gcs-server checks neither signatures nor `X-Goog-Expires`.
+fn gcs_on_fake_gcs() -> Result<ServerCase, Error> {
+    let endpoint = required("RESOURCE_TEST_GCS_READ_ENDPOINT")?;
     let service_account = required("RESOURCE_TEST_GCS_SERVICE_ACCOUNT")?;
     let account: serde_json::Value = serde_json::from_slice(&fs::read(&service_account)?)?;
     // One line of the private key's base64 body stands for the whole key.
@@ -157,7 +156,7 @@ fn gcs_on_moto() -> Result<ServerCase, Error> {
         .and_then(|key| key.lines().nth(2))
         .ok_or_else(|| format!("{service_account}: no private_key"))?
         .to_owned();
-    let bucket = create_moto_bucket(&endpoint, "cloudgcs")?;
+    let bucket = create_fake_gcs_bucket(&endpoint, "cloudgcs")?;
     let credentials = vec![("GOOGLE_SERVICE_ACCOUNT", service_account)];
     let mut direct_env = credentials.clone();
     direct_env.push(("GOOGLE_BASE_URL", endpoint.clone()));
@@ -470,6 +469,6 @@ fn azure_on_azurite() -> TestResult {
 }
 
 #[test]
-fn gcs_on_moto_xml() -> TestResult {
-    check(&gcs_on_moto()?)
+fn gcs_on_fake_gcs_server() -> TestResult {
+    check(&gcs_on_fake_gcs()?)
 }

@@ -35,6 +35,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod fault;
+mod gcs_json;
 pub mod install;
 pub mod localize;
 pub mod locator;

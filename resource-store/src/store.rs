@@ -19,6 +19,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use bytes::{Bytes, BytesMut};
 use http::Method;
+use object_store::gcp::GoogleConfigKey;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
@@ -32,6 +33,7 @@ use resource_core::{ContentHash, ResourceKind};
 
 use crate::config::{StoreConfig, azure_builder, gcs_builder, s3_builder};
 use crate::error::{Result, StoreError, object_store_error};
+use crate::gcs_json::{GcsJsonError, GcsJsonWriter};
 use crate::locator::StoreLocator;
 use crate::source::ByteSource;
 use crate::source::object::ObjectStoreSource;
@@ -119,6 +121,8 @@ pub struct JobStore {
     direct_scheme: Option<(&'static str, String)>,
     /// Whether objects carry metadata of ours (not on a directory store).
     has_metadata: bool,
+    /// For a GCS store, what writes its objects (through the JSON API; see [`crate::gcs_json`]).
+    gcs_json: Option<GcsJsonWriter>,
     config: StoreConfig,
 }
 
@@ -139,9 +143,6 @@ impl JobStore {
          -> Result<Self> {
             config.check_ttl()?;
             let scheme = locator.scheme().unwrap_or("s3");
-            // GCS keeps `x-goog-meta-*`, but the GCS server the tests write to (moto's XML API)
-            // drops it: GCS objects keep record files until that can be tested.
-            let has_metadata = scheme != "gs";
             Ok(Self {
                 objects,
                 signer: Some(signer),
@@ -149,7 +150,8 @@ impl JobStore {
                 shared_prefix: ObjectPath::from(prefix),
                 local_shared_dir: None,
                 direct_scheme: Some((scheme, bucket.to_owned())),
-                has_metadata,
+                has_metadata: true,
+                gcs_json: None,
                 config: config.clone(),
             })
         };
@@ -163,6 +165,7 @@ impl JobStore {
                 local_shared_dir: None,
                 direct_scheme: None,
                 has_metadata: true,
+                gcs_json: None,
                 config: config.clone(),
             }),
             StoreLocator::S3 {
@@ -181,8 +184,24 @@ impl JobStore {
                 bucket,
                 shared_prefix,
             } => {
-                let gcs = Arc::new(gcs_builder(config, bucket).build().map_err(build_error())?);
-                cloud(gcs.clone(), gcs, bucket, shared_prefix)
+                let builder = gcs_builder(config, bucket);
+                let anonymous = builder
+                    .get_config_value(&GoogleConfigKey::SkipSignature)
+                    .is_some_and(|skip| skip == "true");
+                let base_url = builder.get_config_value(&GoogleConfigKey::BaseUrl);
+                let gcs = Arc::new(builder.build().map_err(build_error())?);
+                let writer =
+                    GcsJsonWriter::new(Arc::clone(&gcs), bucket, base_url.as_deref(), anonymous)
+                        .map_err(|cause| {
+                            build_error()(object_store::Error::Generic {
+                                store: "GCS",
+                                source: Box::new(cause),
+                            })
+                        })?;
+                Ok(Self {
+                    gcs_json: Some(writer),
+                    ..cloud(gcs.clone(), gcs, bucket, shared_prefix)?
+                })
             }
             StoreLocator::Azure {
                 container,
@@ -216,6 +235,7 @@ impl JobStore {
             direct_scheme: None,
             // The local file system keeps no metadata: a record file beside each object.
             has_metadata: false,
+            gcs_json: None,
             config: config.clone(),
         })
     }
@@ -395,6 +415,11 @@ impl JobStore {
                 .await;
         }
 
+        if let Some(gcs_json) = &self.gcs_json {
+            return self
+                .upload_resumable(gcs_json, name, kind, first, upload_rx, (producer, hasher))
+                .await;
+        }
         let upload = self
             .objects
             .put_multipart(&object_path)
@@ -440,6 +465,76 @@ impl JobStore {
         self.finish_upload(name, record, value, true).await
     }
 
+    /// The rest of [`upload`](Self::upload) for a GCS store, whose objects are written through
+    /// the JSON API: `first` and what follows it go up in a resumable session, cancelled on any
+    /// failure.
+    async fn upload_resumable<T>(
+        &self,
+        gcs_json: &GcsJsonWriter,
+        name: &str,
+        kind: ResourceKind,
+        first: Vec<Bytes>,
+        mut upload_rx: tokio::sync::mpsc::Receiver<Bytes>,
+        (producer, hasher): Stages<T>,
+    ) -> Result<Uploaded<T>> {
+        let object_path = self.shared_object(name);
+        let gcs_error = |operation| {
+            let error = self.store_error(operation, &object_path);
+            move |cause: GcsJsonError| error(cause.into())
+        };
+        let mut upload = gcs_json
+            .start(&object_path)
+            .await
+            .map_err(gcs_error("start upload of"))?;
+        let mut upload_failure = None;
+        let mut chunks = first.into_iter();
+        loop {
+            let chunk = match chunks.next() {
+                Some(chunk) => chunk,
+                None => match upload_rx.recv().await {
+                    Some(chunk) => chunk,
+                    None => break,
+                },
+            };
+            if let Err(cause) = upload.put(chunk).await {
+                upload_failure = Some(cause);
+                break;
+            }
+        }
+        // Closing the receiver makes the hashing thread, and through it the producer, stop early.
+        drop(upload_rx);
+        let joined = join_stages(producer, hasher).await;
+        if let Some(cause) = upload_failure {
+            upload.abort().await;
+            return Err(gcs_error("upload")(cause));
+        }
+        let (value, (content_hash, size)) = match joined {
+            Ok(joined) => joined,
+            Err(error) => {
+                upload.abort().await;
+                return Err(error);
+            }
+        };
+        upload
+            .finish()
+            .await
+            .map_err(gcs_error("finish upload of"))?;
+        // The record holds the entity tag that reads see (the XML API's), which the JSON API's
+        // answer does not give.
+        let meta = self
+            .objects
+            .head(&object_path)
+            .await
+            .map_err(self.store_error("inspect", &object_path))?;
+        let record = StoredRecord {
+            kind: kind.short_name().into(),
+            content_hash,
+            size,
+            e_tag: meta.e_tag,
+        };
+        self.finish_upload(name, record, value, true).await
+    }
+
     /// Stores `chunks`, the whole object, with one `PUT`: with its hash and kind in its metadata
     /// where the store has metadata, else followed by its record file.
     async fn put_whole<T>(
@@ -466,20 +561,34 @@ impl JobStore {
         } else {
             Attributes::new()
         };
-        let options = PutOptions {
-            attributes,
-            ..PutOptions::default()
+        let e_tag = if let Some(gcs_json) = &self.gcs_json {
+            let metadata = [
+                (HASH_METADATA, content_hash.to_string()),
+                (KIND_METADATA, kind.short_name().to_owned()),
+            ];
+            gcs_json
+                .put_whole(&object_path, chunks, &content_hash, &metadata)
+                .await
+                .map_err(|cause| self.store_error("upload", &object_path)(cause.into()))?;
+            // Its metadata holds its hash: no record, so no entity tag is needed.
+            None
+        } else {
+            let options = PutOptions {
+                attributes,
+                ..PutOptions::default()
+            };
+            let put = self
+                .objects
+                .put_opts(&object_path, PutPayload::from_iter(chunks), options)
+                .await
+                .map_err(self.store_error("upload", &object_path))?;
+            put.e_tag
         };
-        let put = self
-            .objects
-            .put_opts(&object_path, PutPayload::from_iter(chunks), options)
-            .await
-            .map_err(self.store_error("upload", &object_path))?;
         let record = StoredRecord {
             kind: kind.short_name().into(),
             content_hash,
             size,
-            e_tag: put.e_tag,
+            e_tag,
         };
         self.finish_upload(name, record, value, !self.has_metadata)
             .await
@@ -511,6 +620,13 @@ impl JobStore {
             record: self.object_location(&record_path),
             cause,
         })?;
+        if let Some(gcs_json) = &self.gcs_json {
+            let content_hash = ContentHash::of_bytes(&json);
+            return gcs_json
+                .put_whole(&record_path, vec![Bytes::from(json)], &content_hash, &[])
+                .await
+                .map_err(|cause| self.store_error("write", &record_path)(cause.into()));
+        }
         self.objects
             .put(&record_path, PutPayload::from(json))
             .await
@@ -531,6 +647,12 @@ fn record_in_metadata(attributes: &Attributes, meta: &ObjectMeta) -> Option<Stor
         e_tag: meta.e_tag.clone(),
     })
 }
+
+/// The producer and the hasher of an upload stream.
+type Stages<T> = (
+    tokio::task::JoinHandle<Result<T>>,
+    tokio::task::JoinHandle<Result<(ContentHash, u64)>>,
+);
 
 /// Waits for the producer and the hasher of a stream that has ended: what the producer returned,
 /// and the hash and size of what it wrote.

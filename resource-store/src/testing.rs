@@ -30,10 +30,8 @@ pub fn visible_entries(root: &Path) -> Vec<String> {
     names
 }
 
-/// Makes a fresh bucket, `PURPOSE<pid>`, on the moto server at `endpoint` (for S3 or GCS's XML
-/// API) with an unsigned `PUT`, which moto allows, and returns its name. Give `purpose` in letters
-/// and digits only: `object_store`'s GCS client percent-encodes a `-` in a bucket (`%2D`), which
-/// moto's GCS XML API does not decode.
+/// Makes a fresh bucket, `PURPOSE<pid>`, on the moto server at `endpoint` with an unsigned `PUT`,
+/// which moto allows, and returns its name.
 pub fn create_moto_bucket(endpoint: &str, purpose: &str) -> io::Result<String> {
     let bucket = format!("{purpose}{}", std::process::id());
     let url = format!("{}/{bucket}", endpoint.trim_end_matches('/'));
@@ -45,6 +43,23 @@ pub fn create_moto_bucket(endpoint: &str, purpose: &str) -> io::Result<String> {
             "creating bucket {bucket} at {url}: {}",
             response.status()
         )));
+    }
+    Ok(bucket)
+}
+
+/// Makes a fresh bucket, `PURPOSE-<pid>`, on the fake-gcs-server at `endpoint` through its JSON
+/// API (unauthenticated, which it allows), and returns its name.
+pub fn create_fake_gcs_bucket(endpoint: &str, purpose: &str) -> io::Result<String> {
+    let bucket = format!("{purpose}-{}", std::process::id());
+    let url = format!("{}/storage/v1/b", endpoint.trim_end_matches('/'));
+    let failed =
+        |cause: String| io::Error::other(format!("creating bucket {bucket} at {url}: {cause}"));
+    let response = ureq::post(&url)
+        .header("Content-Type", "application/json")
+        .send(format!(r#"{{"name": "{bucket}"}}"#))
+        .map_err(|error| failed(error.to_string()))?;
+    if !response.status().is_success() {
+        return Err(failed(response.status().to_string()));
     }
     Ok(bucket)
 }

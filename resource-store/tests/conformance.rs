@@ -9,9 +9,9 @@
 //! - S3 on moto (accepts any signature) and on s3s-fs (checks signatures: a tampered presigned
 //!   URL is refused);
 //! - Azure Blob on Azurite, with SAS URLs signed by the account key;
-//! - GCS writes on moto's GCS XML API, and GCS reads on fake-gcs-server (which has no XML write
-//!   API: objects are seeded through its JSON API), both signing with a service-account key made
-//!   for the run, so that nothing ever asks a Google host for a token.
+//! - GCS on fake-gcs-server (written through the JSON API, read through the XML API), signing
+//!   with a service-account key made for the run, so that nothing ever asks a Google host for a
+//!   token.
 
 use std::io::Write;
 use std::path::Path;
@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use resource_core::{Resource, ResourceKind};
-use resource_store::testing::{DelayProxy, ProxyOptions, create_moto_bucket, noise};
+use resource_store::testing::{
+    DelayProxy, ProxyOptions, create_fake_gcs_bucket, create_moto_bucket, noise,
+};
 use resource_store::{
     ByteSource, FetchPolicy, InstallOptions, JobStore, PublishOptions, StoreConfig, StoreError,
     StoreLocator, install, open_url, publish, refresh,
@@ -383,59 +385,25 @@ fn gcs_config(endpoint: &str, service_account: &str) -> StoreConfig {
     }
 }
 
+/// GCS on fake-gcs-server, the emulator that Toil's own GCS client also talks to: writes through
+/// the JSON API (one request for a small object, a resumable session for a large one), reads
+/// through `object_store`'s XML client, URLs signed locally with the service-account key.
 #[test]
-fn gcs_store_conforms_on_moto_xml() -> TestResult {
-    let endpoint = required("RESOURCE_TEST_GCS_XML_ENDPOINT")?;
-    let service_account = required("RESOURCE_TEST_GCS_SERVICE_ACCOUNT")?;
-    let bucket = create_moto_bucket(&endpoint, "gcsxml")?;
-    let locator: StoreLocator = format!("gs://{bucket}/jobs").parse()?;
-    let store = JobStore::open_with(&locator, &gcs_config(&endpoint, &service_account))?;
-    conformance(&store, true)
-}
-
-/// Uploads `bytes` as object `key` of `bucket` through fake-gcs-server's JSON API.
-fn fake_gcs_upload(endpoint: &str, bucket: &str, key: &str, bytes: &[u8]) -> TestResult {
-    let response = ureq::post(&format!("{endpoint}/upload/storage/v1/b/{bucket}/o"))
-        .query("uploadType", "media")
-        .query("name", key)
-        .header("Content-Type", "application/octet-stream")
-        .send(bytes)?;
-    assert!(
-        response.status().is_success(),
-        "uploading {key}: {}",
-        response.status()
-    );
-    Ok(())
-}
-
-/// Reads through `object_store`'s GCS client and signed URLs, on fake-gcs-server.
-///
-/// Reduced: fake-gcs-server does not accept the XML API that `object_store` writes with, so the
-/// objects are made by `publish` into a memory store and copied over through the server's JSON
-/// upload API; the write side of GCS is `gcs_store_conforms_on_moto_xml`.
-#[test]
-fn gcs_reads_conform_on_fake_gcs() -> TestResult {
+fn gcs_store_conforms_on_fake_gcs() -> TestResult {
     let endpoint = required("RESOURCE_TEST_GCS_READ_ENDPOINT")?;
     let service_account = required("RESOURCE_TEST_GCS_SERVICE_ACCOUNT")?;
-    let bucket = format!("reads-{}", std::process::id());
-    let response = ureq::post(&format!("{endpoint}/storage/v1/b"))
-        .header("Content-Type", "application/json")
-        .send(format!(r#"{{"name": "{bucket}"}}"#))?;
-    assert!(
-        response.status().is_success(),
-        "creating bucket {bucket}: {}",
-        response.status()
-    );
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let inputs = inputs()?;
-    let seed = JobStore::open(&StoreLocator::Memory)?;
+    let bucket = create_fake_gcs_bucket(&endpoint, "conformance")?;
     let locator: StoreLocator = format!("gs://{bucket}/jobs").parse()?;
     let config = gcs_config(&endpoint, &service_account);
     let store = JobStore::open_with(&locator, &config)?;
+    conformance(&store, true)?;
+
+    // The URL handed to workers is signed, and a direct gs:// URL is read by a worker with the
+    // same configuration.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let inputs = inputs()?;
     let direct = JobStore::open_with(
         &locator,
         &StoreConfig {
@@ -443,37 +411,110 @@ fn gcs_reads_conform_on_fake_gcs() -> TestResult {
             ..config.clone()
         },
     )?;
-    for path in [&inputs.file, &inputs.package] {
-        let resource = runtime
-            .block_on(publish(&seed, path, &PublishOptions::default()))?
-            .resource;
-        let name = resource.path_hash.to_string();
-        let bytes = runtime.block_on(async {
-            seed.objects()
-                .get(&seed.shared_object(&name))
-                .await?
-                .bytes()
-                .await
-        })?;
-        fake_gcs_upload(
-            &endpoint,
-            &bucket,
-            store.shared_object(&name).as_ref(),
-            &bytes,
-        )?;
+    let resource = runtime
+        .block_on(publish(
+            &direct,
+            &inputs.package,
+            &PublishOptions::default(),
+        ))?
+        .resource;
+    let name = resource.path_hash.to_string();
+    let signed = runtime.block_on(store.url_for(&name))?;
+    assert!(
+        signed.contains("X-Goog-Signature="),
+        "not a signed URL: {signed}"
+    );
+    assert_eq!(
+        resource.url,
+        format!("gs://{bucket}/{}", store.shared_object(&name))
+    );
+    install_and_check(&resource, open_url(&resource.url, &config)?, &inputs)
+}
 
-        // Direct read through the store's own client (sizes, ranges, the archive's tail).
-        install_and_check(&resource, store.source(&name)?, &inputs)?;
+/// The JSON API's description of object `name` of `bucket` on fake-gcs-server.
+fn fake_gcs_object(
+    endpoint: &str,
+    bucket: &str,
+    name: &str,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let mut response = ureq::get(&format!(
+        "{endpoint}/storage/v1/b/{bucket}/o/{}",
+        name.replace('/', "%2F")
+    ))
+    .call()?;
+    Ok(serde_json::from_str(
+        &response.body_mut().read_to_string()?,
+    )?)
+}
 
-        // The signed URL handed to workers, signed locally with the service-account key.
-        let url = runtime.block_on(store.url_for(&name))?;
-        assert!(url.contains("X-Goog-Signature="), "not a signed URL: {url}");
-        install_and_check(&resource, open_url(&url, &StoreConfig::default())?, &inputs)?;
+/// GCS objects written through the JSON API, as fake-gcs-server describes them: a small one
+/// carries its hash in its metadata (so an identical re-create writes nothing: its generation
+/// stays), a large one has a record file beside it, and a leader that fails mid-way leaves
+/// nothing.
+///
+/// Not through a counting proxy: fake-gcs-server serves XML API reads only to requests whose
+/// `Host` is its public host, which a proxy's is not.
+#[test]
+fn gcs_objects_carry_their_hash_and_a_failed_upload_leaves_nothing() -> TestResult {
+    let endpoint = required("RESOURCE_TEST_GCS_READ_ENDPOINT")?;
+    let service_account = required("RESOURCE_TEST_GCS_SERVICE_ACCOUNT")?;
+    let bucket = create_fake_gcs_bucket(&endpoint, "metadata")?;
+    let locator: StoreLocator = format!("gs://{bucket}/jobs").parse()?;
+    let store = JobStore::open_with(&locator, &gcs_config(&endpoint, &service_account))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let inputs = inputs()?;
+    let small = inputs._dir.path().join("small.bin");
+    std::fs::write(&small, noise(64 << 10, 12))?;
+    let published = runtime.block_on(publish(&store, &small, &PublishOptions::default()))?;
+    let name = published.resource.path_hash.to_string();
+    let object = store.shared_object(&name);
+    let described = fake_gcs_object(&endpoint, &bucket, object.as_ref())?;
+    assert_eq!(
+        described["metadata"]["resourcecontenthash"],
+        published.resource.content_hash.to_string(),
+        "{described}"
+    );
+    assert_eq!(described["metadata"]["resourcekind"], "file", "{described}");
+    let record = store.shared_object(&format!("{name}.resource.json"));
+    let head = runtime.block_on(store.objects().head(&record));
+    assert!(
+        matches!(head, Err(object_store::Error::NotFound { .. })),
+        "a small object needs no record file: {head:?}"
+    );
+    let again = runtime.block_on(publish(&store, &small, &PublishOptions::default()))?;
+    assert!(!again.uploaded, "an identical re-create uploads nothing");
+    let after = fake_gcs_object(&endpoint, &bucket, object.as_ref())?;
+    assert_eq!(after["generation"], described["generation"]);
 
-        // A direct gs:// URL, read by a worker with the same configuration.
-        let url = runtime.block_on(direct.url_for(&name))?;
-        assert_eq!(url, format!("gs://{bucket}/{}", store.shared_object(&name)));
-        install_and_check(&resource, open_url(&url, &config)?, &inputs)?;
-    }
+    // 12 MiB: a resumable session of two chunks, and a record file.
+    let uploaded = runtime.block_on(store.upload("large", ResourceKind::File, |out| {
+        out.write_all(&noise(12 << 20, 4))
+            .map_err(|cause| StoreError::io("/leader/input", cause))
+    }))?;
+    assert_eq!(uploaded.size, 12 << 20);
+    let stored = runtime.block_on(async {
+        store
+            .objects()
+            .get(&store.shared_object("large"))
+            .await?
+            .bytes()
+            .await
+    })?;
+    assert_eq!(stored.as_ref(), noise(12 << 20, 4).as_slice());
+    let recorded = runtime.block_on(store.recorded("large"))?;
+    assert_eq!(
+        recorded.map(|record| record.content_hash),
+        Some(uploaded.content_hash)
+    );
+
+    // A leader that fails after 11 MiB: its session is cancelled and nothing appears.
+    failing_upload(&runtime, &store, "cancelled", ResourceKind::File)?;
+    let head = runtime.block_on(store.objects().head(&store.shared_object("cancelled")));
+    assert!(
+        matches!(head, Err(object_store::Error::NotFound { .. })),
+        "a cancelled upload left {head:?}"
+    );
     Ok(())
 }

