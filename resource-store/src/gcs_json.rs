@@ -17,7 +17,7 @@ use object_store::gcp::GoogleCloudStorage;
 use object_store::path::Path as ObjectPath;
 use resource_core::ContentHash;
 
-use crate::source::http::redact_query;
+use crate::source::http::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, redact_query};
 
 /// Bytes sent per request of a resumable upload. The JSON API takes chunks in multiples of
 /// 256 KiB and recommends at least 8 MiB: each chunk costs a round trip, and at 100 MB/s a
@@ -108,6 +108,10 @@ impl GcsJsonWriter {
             .pop_if_empty()
             .extend(["upload", "storage", "v1", "b", bucket, "o"]);
         let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            // Counted from when the request, body included, has been sent: the server's
+            // answer to a whole chunk.
+            .timeout_recv_response(Some(RESPONSE_TIMEOUT))
             .http_status_as_error(false)
             // A resumable upload answers an accepted chunk with 308 and no Location: that is
             // not a redirect.

@@ -15,8 +15,8 @@ use crate::error::{Result, StoreError};
 use crate::source::{ByteSource, Opening};
 
 /// The time to connect and to receive response headers.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per host for reuse; ureq keeps 3 by default.
 const IDLE_CONNECTIONS_KEPT: usize = 16;
 
