@@ -3,7 +3,8 @@
 //! Every backend goes through [`object_store`], so local disk, memory, S3, GCS and Azure share one
 //! code path: a streaming, atomic upload of the resource under its shared name (the path hash),
 //! its content hash kept with it, and a URL for workers. GCS objects alone are written through
-//! the JSON API instead (see the private module `gcs_json`), and read through `object_store` like the rest.
+//! the JSON API instead (see the private module `gcs_json`), and read through `object_store`
+//! like the rest.
 //!
 //! An object shorter than one multipart part is stored with one `PUT` (atomic, and hashed on the
 //! way like any other). Where the store keeps object metadata (the cloud stores, memory), such an
