@@ -508,11 +508,7 @@ impl Dispatch {
             && self.pending.len() < self.most_pending
         {
             let start = self.next_start;
-            let end = start.saturating_add(next_range_len(
-                self.len - start,
-                self.range_len,
-                self.streams,
-            ));
+            let end = start.saturating_add(self.range_len.max(1)).min(self.len);
             let (reply, arrival) = sync_channel(1);
             let buffer = self.spare.pop().unwrap_or_default();
             // When every thread is gone the job is dropped with its `reply`, and waiting for it
@@ -538,26 +534,6 @@ impl Dispatch {
             self.top_up();
         }
     }
-}
-
-/// The shortest range that the last ones are shortened to.
-const SHORTEST_TAIL_RANGE_LEN: u64 = 1 << 20;
-
-/// The length of the next range when `left` bytes are still to be asked for: `range_len`, until
-/// fewer than `streams` such ranges are left; from then on a share of what is left for each
-/// stream (never below [`SHORTEST_TAIL_RANGE_LEN`]), so that the last bodies end about together
-/// instead of one or two connections carrying the last whole ranges while the others idle. At
-/// 100 MB/s per connection a 4 MiB range takes 42 ms, most of which the end of a download would
-/// otherwise wait on one connection.
-fn next_range_len(left: u64, range_len: u64, streams: usize) -> u64 {
-    let range_len = range_len.max(1);
-    let share = left / u64::try_from(streams.max(1)).unwrap_or(u64::MAX);
-    let len = if share >= range_len || range_len <= SHORTEST_TAIL_RANGE_LEN {
-        range_len
-    } else {
-        share.max(SHORTEST_TAIL_RANGE_LEN)
-    };
-    len.min(left)
 }
 
 /// Tells `dispatch`, once, that a range's body nears its end; for the first range under
@@ -1135,47 +1111,6 @@ mod tests {
         ];
         for error in &not_retried {
             assert!(!is_transient(error), "{error:?} should not be retried");
-        }
-    }
-
-    /// The ranges `next_range_len` cuts `len` into, in order.
-    fn cut(len: u64, range_len: u64, streams: usize) -> Vec<u64> {
-        let mut ranges = Vec::new();
-        let mut left = len;
-        while left > 0 {
-            let next = next_range_len(left, range_len, streams);
-            assert!(next > 0 && next <= left, "{next} of {left} left");
-            ranges.push(next);
-            left -= next;
-        }
-        ranges
-    }
-
-    #[test]
-    fn the_last_ranges_are_shared_out_among_the_streams() {
-        const MIB: u64 = 1 << 20;
-        // Far from the end, every range is full; once fewer than four full ones are left, what
-        // is left is cut into shrinking shares, none below 1 MiB, so that the last bodies end
-        // about together.
-        let ranges = cut(64 * MIB, 4 * MIB, 4);
-        assert_eq!(ranges.iter().sum::<u64>(), 64 * MIB);
-        let full = ranges.iter().take_while(|&&len| len == 4 * MIB).count();
-        assert_eq!(full, 13, "{ranges:?}");
-        let tail = &ranges[full..];
-        assert!(tail.windows(2).all(|pair| pair[0] >= pair[1]), "{tail:?}");
-        assert!(
-            tail[..tail.len() - 1].iter().all(|&len| len >= MIB),
-            "{tail:?}"
-        );
-        assert_eq!(tail[0], 3 * MIB, "a quarter of the 12 MiB left");
-
-        // Ranges of 1 MiB or less are never cut, and one stream takes whole ranges.
-        assert_eq!(cut(5 * MIB / 2, MIB / 4, 4), vec![MIB / 4; 10]);
-        assert_eq!(cut(10 * MIB, 4 * MIB, 1), vec![4 * MIB, 4 * MIB, 2 * MIB]);
-        // What is left always bounds the range, and nothing is lost to rounding.
-        for (len, range_len, streams) in [(1, 4 * MIB, 4), (7 * MIB + 3, 4 * MIB, 3), (4096, 0, 0)]
-        {
-            assert_eq!(cut(len, range_len, streams).iter().sum::<u64>(), len);
         }
     }
 
