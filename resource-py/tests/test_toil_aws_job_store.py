@@ -28,7 +28,7 @@ from resource_rs import (
     ResourceException,
     VirtualEnvResource,
 )
-from helpers import make_package
+from helpers import make_large_file, make_package, read_back
 
 # No default: without the server the run must fail, not pass quietly.
 ENDPOINT = os.environ["RESOURCE_TEST_S3_ENDPOINT"]
@@ -70,45 +70,8 @@ def s3(aws_env):
     return boto3.client("s3", region_name=REGION, endpoint_url=ENDPOINT)
 
 
-@pytest.fixture
-def no_stream(job_store, monkeypatch):
-    """Makes the job store's own stream fail, so that only a native write can succeed."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("write_shared_file_stream was used; the write was not native")
-
-    monkeypatch.setattr(job_store, "write_shared_file_stream", refuse)
-
-
-@pytest.fixture
-def url_requests(job_store, monkeypatch):
-    """Records the job store's getSharedPublicUrl calls, which still answer as Toil's do."""
-    calls = []
-    original = job_store.getSharedPublicUrl
-
-    def recorded(*args, **kwargs):
-        calls.append((args, kwargs))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(job_store, "getSharedPublicUrl", recorded)
-    return calls
-
-
-def make_large_file(base):
-    """A file longer than one upload part (5 MiB), so that it goes up in parts."""
-    path = base / "big.bin"
-    path.write_bytes(os.urandom(12 << 20))
-    return path
-
-
 def bucket_of(job_store):
     return job_store.bucket_name
-
-
-def read_back(job_store, resource):
-    """The stored bytes as Toil's job store reads its shared file itself."""
-    with job_store.read_shared_file_stream(resource.pathHash) as stream:
-        return stream.read()
 
 
 def test_the_job_store_is_toils_own(job_store):
