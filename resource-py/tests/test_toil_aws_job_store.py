@@ -16,11 +16,9 @@ import zipfile
 import boto3
 import pytest
 import toil.lib.aws.s3
-import toil.resource as toil_resource
 from toil.common import Config
 from toil.jobStores.aws.jobStore import AWSJobStore
 
-import resource_rs
 from resource_rs import (
     DirectoryResource,
     FileResource,
@@ -28,7 +26,12 @@ from resource_rs import (
     ResourceException,
     VirtualEnvResource,
 )
-from helpers import make_large_file, make_package, read_back
+from helpers import (
+    check_a_toil_worker_installs_a_package,
+    make_large_file,
+    make_package,
+    read_back,
+)
 
 # No default: without the server the run must fail, not pass quietly.
 ENDPOINT = os.environ["RESOURCE_TEST_S3_ENDPOINT"]
@@ -110,16 +113,7 @@ def test_create_writes_natively_where_toil_reads(
 
 
 def test_a_toil_worker_installs_it(tmp_path, job_store, worker_root):
-    package = make_package(tmp_path)
-    ours = Resource.create(job_store, str(package))
-    # Toil's own implementation, not ours under its name.
-    assert not resource_rs.installed()
-    toils = toil_resource.Resource.unpickle(ours.pickle())
-    assert type(toils) is toil_resource.DirectoryResource
-    toils.download()
-    assert (toils.localDirPath, toils.contentHash) == (ours.localDirPath, ours.contentHash)
-    with open(os.path.join(toils.localPath, "pkg", "sub", "deep.py"), encoding="utf-8") as deep:
-        assert deep.read() == "DEEP = 'é'\n"
+    check_a_toil_worker_installs_a_package(job_store, tmp_path)
 
 
 def test_ours_downloads_it(tmp_path, job_store, worker_root):

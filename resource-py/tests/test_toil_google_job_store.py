@@ -50,7 +50,6 @@ finally:
 
 import resource_rs
 import resource_rs._api
-import toil.resource as toil_resource
 from resource_rs import (
     DirectoryResource,
     FileResource,
@@ -58,7 +57,12 @@ from resource_rs import (
     ResourceException,
     VirtualEnvResource,
 )
-from helpers import make_large_file, make_package, read_back
+from helpers import (
+    check_a_toil_worker_installs_a_package,
+    make_large_file,
+    make_package,
+    read_back,
+)
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -218,16 +222,7 @@ def test_create_writes_natively_where_toil_reads(
 
 
 def test_a_toil_worker_installs_it(tmp_path, job_store, worker_root):
-    package = make_package(tmp_path)
-    ours = Resource.create(job_store, str(package))
-    # Toil's own implementation, not ours under its name.
-    assert not resource_rs.installed()
-    toils = toil_resource.Resource.unpickle(ours.pickle())
-    assert type(toils) is toil_resource.DirectoryResource
-    toils.download()
-    assert (toils.localDirPath, toils.contentHash) == (ours.localDirPath, ours.contentHash)
-    with open(os.path.join(toils.localPath, "pkg", "sub", "deep.py"), encoding="utf-8") as deep:
-        assert deep.read() == "DEEP = 'é'\n"
+    check_a_toil_worker_installs_a_package(job_store, tmp_path)
 
 
 def test_ours_downloads_it(tmp_path, job_store, worker_root):
