@@ -13,6 +13,10 @@ pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 64 << 30;
 /// The default cap on the number of entries: 1,048,576.
 pub const DEFAULT_MAX_ENTRIES: u64 = 1 << 20;
 
+/// The longest archive unpacked on the calling thread by default. MD5 of 256 KiB takes about
+/// 0.4 ms here, a second thread with 1 MiB of fresh buffers about 0.2 ms.
+const DEFAULT_INLINE_MAX_LEN: u64 = 256 << 10;
+
 /// The deflate level used for `deflate` without a level, as zlib's default.
 const DEFAULT_DEFLATE_LEVEL: u32 = 6;
 
@@ -184,6 +188,11 @@ pub struct UnpackOptions {
     pub max_entries: u64,
     /// Whether to restore modification times (default `true`; Python's `extractall` does not).
     pub restore_mtimes: bool,
+    /// Archives of at most this many bytes are unpacked on the calling thread, from one buffer of
+    /// their own length; longer ones on a second thread, which overlaps writing with the
+    /// caller's hash (default 256 KiB: below it, the thread and its 1 MiB buffers cost more than
+    /// the overlap saves). Both ways check and create the same.
+    pub inline_max_len: u64,
 }
 
 impl Default for UnpackOptions {
@@ -192,6 +201,7 @@ impl Default for UnpackOptions {
             max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
             max_entries: DEFAULT_MAX_ENTRIES,
             restore_mtimes: true,
+            inline_max_len: DEFAULT_INLINE_MAX_LEN,
         }
     }
 }

@@ -8,8 +8,10 @@
 //!
 //! Reading and hashing happen on the calling thread; decompression, CRC and file writes happen on a
 //! second thread, fed through a small pool of 1 MiB buffers, so memory stays constant and the work
-//! overlaps with the hash. What is refused, and how this compares with Python's `extractall`, is
-//! in the crate documentation.
+//! overlaps with the hash. A small archive (see [`UnpackOptions::inline_max_len`]) is unpacked on
+//! the calling thread from one buffer of its own size: there is little to overlap, and a thread
+//! and megabytes of fresh buffers would cost it more than they save. What is refused, and how this
+//! compares with Python's `extractall`, is in the crate documentation.
 
 use std::cmp::Reverse;
 use std::collections::HashSet;
@@ -121,23 +123,32 @@ pub fn unpack<R: Read>(
     }
     check_destination(dest)?;
 
-    let (to_writer, from_reader) = mpsc::sync_channel::<Msg>(MAX_BUFFERS);
     let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
+    let writer = Writer::new(index.entries(), dest, options);
+    if index.archive_len() <= options.inline_max_len {
+        let downstream = Downstream::Inline {
+            writer: Box::new(writer),
+            pool: pool_tx,
+        };
+        return read_archive(index, stream, downstream, pool_rx)?.ok_or(UnpackError::Internal {
+            reason: "the archive ended without its summary",
+        });
+    }
+    let (to_writer, from_reader) = mpsc::sync_channel::<Msg>(MAX_BUFFERS);
     thread::scope(|scope| {
-        let writer = Writer::new(index.entries(), dest, options);
         let handle = thread::Builder::new()
             .name("resource-unpack".to_owned())
             .spawn_scoped(scope, move || writer.run(from_reader, pool_tx))
             .map_err(|source| UnpackError::Spawn { source })?;
-        let read = read_archive(index, stream, to_writer, pool_rx);
+        let read = read_archive(index, stream, Downstream::Thread(to_writer), pool_rx);
         let written = handle.join().map_err(|_| UnpackError::Internal {
             reason: "the unpacking thread panicked",
         })?;
         // The writer's error concerns earlier bytes than the reader's: report it first.
         match (read, written) {
             (_, Err(error)) | (Err(error), Ok(_)) => Err(error),
-            (Ok(()), Ok(Some(summary))) => Ok(summary),
-            (Ok(()), Ok(None)) => Err(UnpackError::Internal {
+            (Ok(_), Ok(Some(summary))) => Ok(summary),
+            (Ok(_), Ok(None)) => Err(UnpackError::Internal {
                 reason: "the unpacking thread stopped before the end",
             }),
         }
@@ -192,8 +203,31 @@ enum Msg {
     Finish,
 }
 
+/// Where the reading side hands its buffers: the writing thread, or a writer run right here.
+enum Downstream<'a> {
+    Thread(SyncSender<Msg>),
+    Inline {
+        writer: Box<Writer<'a>>,
+        /// Where the writer returns each buffer once it is done with it.
+        pool: Sender<Vec<u8>>,
+    },
+}
+
+impl Downstream<'_> {
+    /// Hands `msg` on; for an inline writer, returns its summary once `msg` finished the archive.
+    fn send(&mut self, msg: Msg) -> Result<Option<UnpackSummary>, UnpackError> {
+        match self {
+            Self::Thread(to_writer) => {
+                to_writer.send(msg).map_err(|_| writer_gone())?;
+                Ok(None)
+            }
+            Self::Inline { writer, pool } => writer.handle(msg, pool),
+        }
+    }
+}
+
 /// The reading side: the stream, read into large buffers that are handed to the writer.
-struct Input<R> {
+struct Input<'w, R> {
     reader: R,
     buf: Vec<u8>,
     /// The unconsumed bytes are `buf[start..end]`.
@@ -205,7 +239,7 @@ struct Input<R> {
     /// What the writer must do with the consumed part of `buf`.
     ops: Vec<Op>,
     archive_len: u64,
-    to_writer: SyncSender<Msg>,
+    downstream: Downstream<'w>,
     pool: Receiver<Vec<u8>>,
     allocated: usize,
 }
@@ -217,7 +251,7 @@ fn writer_gone() -> UnpackError {
     }
 }
 
-impl<R: Read> Input<R> {
+impl<R: Read> Input<'_, R> {
     fn avail(&self) -> usize {
         self.end - self.start
     }
@@ -249,7 +283,11 @@ impl<R: Read> Input<R> {
 
     fn fresh_buffer(&mut self) -> Result<Vec<u8>, UnpackError> {
         match self.pool.try_recv() {
-            Ok(buf) => return Ok(buf),
+            // The first buffer may be shorter (see `read_archive`).
+            Ok(mut buf) => {
+                buf.resize(BUF_LEN, 0);
+                return Ok(buf);
+            }
             Err(TryRecvError::Disconnected) => return Err(writer_gone()),
             Err(TryRecvError::Empty) => {}
         }
@@ -257,7 +295,9 @@ impl<R: Read> Input<R> {
             self.allocated += 1;
             return Ok(vec![0; BUF_LEN]);
         }
-        self.pool.recv().map_err(|_| writer_gone())
+        let mut buf = self.pool.recv().map_err(|_| writer_gone())?;
+        buf.resize(BUF_LEN, 0);
+        Ok(buf)
     }
 
     /// Moves the unconsumed bytes to the front of a buffer, handing the current buffer to the
@@ -266,14 +306,17 @@ impl<R: Read> Input<R> {
         let left = self.avail();
         if self.ops.is_empty() {
             self.buf.copy_within(self.start..self.end, 0);
+            // A first buffer of the archive's own length is full only when the stream runs on
+            // past the archive; grow it, so that `need` can still take any header.
+            if self.buf.len() < BUF_LEN {
+                self.buf.resize(BUF_LEN, 0);
+            }
         } else {
             let mut next = self.fresh_buffer()?;
             next[..left].copy_from_slice(&self.buf[self.start..self.end]);
             let buf = mem::replace(&mut self.buf, next);
             let ops = mem::take(&mut self.ops);
-            self.to_writer
-                .send(Msg::Chunk { buf, ops })
-                .map_err(|_| writer_gone())?;
+            self.downstream.send(Msg::Chunk { buf, ops })?;
         }
         self.start = 0;
         self.end = left;
@@ -338,8 +381,9 @@ impl<R: Read> Input<R> {
         Ok(())
     }
 
-    /// Checks that the stream ends here and hands the last buffer to the writer.
-    fn finish(mut self) -> Result<(), UnpackError> {
+    /// Checks that the stream ends here and hands the last buffer to the writer; returns the
+    /// summary of an inline writer.
+    fn finish(mut self) -> Result<Option<UnpackSummary>, UnpackError> {
         if self.avail() == 0 && !self.eof {
             if self.end == self.buf.len() {
                 self.make_room()?;
@@ -353,29 +397,33 @@ impl<R: Read> Input<R> {
         }
         let ops = mem::take(&mut self.ops);
         let buf = mem::take(&mut self.buf);
-        self.to_writer
-            .send(Msg::Chunk { buf, ops })
-            .and_then(|()| self.to_writer.send(Msg::Finish))
-            .map_err(|_| writer_gone())
+        self.downstream.send(Msg::Chunk { buf, ops })?;
+        self.downstream.send(Msg::Finish)
     }
 }
 
+/// Reads the whole archive, handing its entries' data downstream; returns an inline writer's
+/// summary.
 fn read_archive<R: Read>(
     index: &ArchiveIndex,
     reader: R,
-    to_writer: SyncSender<Msg>,
+    downstream: Downstream<'_>,
     pool: Receiver<Vec<u8>>,
-) -> Result<(), UnpackError> {
+) -> Result<Option<UnpackSummary>, UnpackError> {
+    // An archive shorter than a buffer gets one of its own length, and one byte more, so that the
+    // end of the stream (or a byte past it) is seen by the same fill.
+    let first_len = usize::try_from(index.archive_len())
+        .map_or(BUF_LEN, |len| len.saturating_add(1).min(BUF_LEN));
     let mut input = Input {
         reader,
-        buf: vec![0; BUF_LEN],
+        buf: vec![0; first_len],
         start: 0,
         end: 0,
         pos: 0,
         eof: false,
         ops: Vec::new(),
         archive_len: index.archive_len(),
-        to_writer,
+        downstream,
         pool,
         allocated: 1,
     };
@@ -667,7 +715,8 @@ impl<'a> Writer<'a> {
             summary: UnpackSummary::default(),
             total: 0,
             inflater: Decompress::new(false),
-            out: vec![0; INFLATE_BUF_LEN],
+            // Allocated by the first deflated entry: archives of stored entries never need it.
+            out: Vec::new(),
             current: None,
         }
     }
@@ -679,28 +728,40 @@ impl<'a> Writer<'a> {
         pool: Sender<Vec<u8>>,
     ) -> Result<Option<UnpackSummary>, UnpackError> {
         for msg in from_reader {
-            match msg {
-                Msg::Chunk { buf, ops } => {
-                    for op in ops {
-                        match op {
-                            Op::Entry(i) => {
-                                self.finish_entry()?;
-                                self.start_entry(i)?;
-                            }
-                            Op::Data(range) => self.feed(&buf[range])?,
-                        }
-                    }
-                    // The reader may have finished; then nobody needs the buffer.
-                    let _ = pool.send(buf);
-                }
-                Msg::Finish => {
-                    self.finish_entry()?;
-                    self.apply_directory_fixups()?;
-                    return Ok(Some(self.summary));
-                }
+            if let Some(summary) = self.handle(msg, &pool)? {
+                return Ok(Some(summary));
             }
         }
         Ok(None)
+    }
+
+    /// Processes one message, returning the buffer to `pool`; the summary once it finished.
+    fn handle(
+        &mut self,
+        msg: Msg,
+        pool: &Sender<Vec<u8>>,
+    ) -> Result<Option<UnpackSummary>, UnpackError> {
+        match msg {
+            Msg::Chunk { buf, ops } => {
+                for op in ops {
+                    match op {
+                        Op::Entry(i) => {
+                            self.finish_entry()?;
+                            self.start_entry(i)?;
+                        }
+                        Op::Data(range) => self.feed(&buf[range])?,
+                    }
+                }
+                // The reader may have finished; then nobody needs the buffer.
+                let _ = pool.send(buf);
+                Ok(None)
+            }
+            Msg::Finish => {
+                self.finish_entry()?;
+                self.apply_directory_fixups()?;
+                Ok(Some(self.summary))
+            }
+        }
     }
 
     fn entry(&self, i: usize) -> Result<&'a IndexEntry, UnpackError> {
@@ -738,6 +799,9 @@ impl<'a> Writer<'a> {
             }
             IndexEntryKind::Symlink => Sink::Link(Vec::new()),
         };
+        if entry.compression == Method::Deflate && self.out.is_empty() {
+            self.out = vec![0; INFLATE_BUF_LEN];
+        }
         self.inflater.reset(false);
         self.current = Some(Current {
             index: i,

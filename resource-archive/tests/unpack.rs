@@ -375,7 +375,39 @@ fn write_file(path: &Path, content: &[u8], mode: u32) -> TestResult {
     Ok(())
 }
 
-/// Unpacks `archive` (in memory) into a fresh directory under `root`.
+/// The two ways [`unpack`] works, forced whatever the archive's length: on the calling thread,
+/// and with a writing thread.
+fn both_ways(options: &UnpackOptions) -> [(&'static str, UnpackOptions); 2] {
+    let mut inline = options.clone();
+    inline.inline_max_len = u64::MAX;
+    let mut threaded = options.clone();
+    threaded.inline_max_len = 0;
+    [("inline", inline), ("threaded", threaded)]
+}
+
+/// What a path holds, its permission bits, and its modification time if it was restored.
+type NodeWithMetadata = (Node, u32, Option<i64>);
+
+/// Every path below `root` with what it holds, its permission bits and its modification time
+/// when it was restored (a directory the archive implies, or one written into after its time
+/// was set, has the time it was made, which differs from one unpacking to the next).
+fn tree_with_metadata(root: &Path) -> TestResult<BTreeMap<PathBuf, NodeWithMetadata>> {
+    let an_hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        .saturating_sub(3600);
+    let mut out = BTreeMap::new();
+    for (rel, node) in tree(root)? {
+        let meta = std::fs::symlink_metadata(root.join(&rel))?;
+        let restored = u64::try_from(meta.mtime()).map_or(true, |mtime| mtime < an_hour_ago);
+        let mtime = (!matches!(node, Node::Dir) || restored).then_some(meta.mtime());
+        out.insert(rel, (node, meta.mode() & 0o7777, mtime));
+    }
+    Ok(out)
+}
+
+/// Unpacks `archive` (in memory) into a fresh directory under `root`, both ways (see
+/// [`both_ways`]), which must create the same tree; returns the first.
 fn unpack_bytes(
     archive: &[u8],
     root: &Path,
@@ -383,11 +415,25 @@ fn unpack_bytes(
 ) -> TestResult<(PathBuf, resource_archive::UnpackSummary)> {
     let file = root.join("archive.zip");
     std::fs::write(&file, archive)?;
-    let dest = root.join("dest");
-    std::fs::create_dir(&dest)?;
-    let (summary, hash) = unpack_file(&file, &dest, options)?;
-    assert_eq!(hash, ContentHash::of_bytes(archive));
-    Ok((dest, summary))
+    let mut made: Vec<(PathBuf, resource_archive::UnpackSummary)> = Vec::new();
+    for (way, options) in both_ways(options) {
+        let dest = root.join(format!("dest-{way}"));
+        std::fs::create_dir(&dest)?;
+        let (summary, hash) = unpack_file(&file, &dest, &options)?;
+        assert_eq!(hash, ContentHash::of_bytes(archive), "{way}");
+        if let Some((first, first_summary)) = made.first() {
+            assert_eq!(&summary, first_summary, "{way}");
+            assert_eq!(
+                tree_with_metadata(&dest)?,
+                tree_with_metadata(first)?,
+                "{way}"
+            );
+        }
+        made.push((dest, summary));
+    }
+    made.into_iter()
+        .next()
+        .ok_or_else(|| "nothing was unpacked".into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -958,9 +1004,17 @@ fn case(name: &'static str, zip: Zip, expect: fn(&UnpackError) -> bool) -> Case 
     }
 }
 
+/// Runs one hostile case both ways (see [`both_ways`]).
+fn check(case: &Case) -> Result<(), String> {
+    for (way, options) in both_ways(&case.options) {
+        check_one_way(case, &options).map_err(|error| format!("{error} ({way})"))?;
+    }
+    Ok(())
+}
+
 /// Runs one hostile case: it must fail with the expected error, and nothing may appear outside
 /// the destination (the sibling canary directory stays empty).
-fn check(case: &Case) -> Result<(), String> {
+fn check_one_way(case: &Case, options: &UnpackOptions) -> Result<(), String> {
     let fail = |what: String| format!("{}: {what}", case.name);
     let io = |e: std::io::Error| fail(e.to_string());
     let root = tempfile::tempdir().map_err(io)?;
@@ -982,7 +1036,7 @@ fn check(case: &Case) -> Result<(), String> {
         }
     }
     let outcome = ArchiveIndex::read_from(&mut Cursor::new(&case.archive))
-        .and_then(|index| unpack(&index, Cursor::new(&stream), &dest, &case.options));
+        .and_then(|index| unpack(&index, Cursor::new(&stream), &dest, options));
     match outcome {
         Ok(summary) => return Err(fail(format!("unpacked {summary:?} instead of failing"))),
         Err(error) if !(case.expect)(&error) => {

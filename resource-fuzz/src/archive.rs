@@ -139,8 +139,8 @@ fn check_refusal(error: &UnpackError) {
     assert!(!error.to_string().is_empty());
 }
 
-/// The options of a policy number: every combination of restoring times, a small byte cap and a
-/// small entry cap.
+/// The options of a policy number: every combination of restoring times, a small byte cap, a
+/// small entry cap, and unpacking on the calling thread or with a writing thread.
 fn policy(choice: u8) -> UnpackOptions {
     let mut options = UnpackOptions::default();
     options.restore_mtimes = choice & 1 != 0;
@@ -150,6 +150,7 @@ fn policy(choice: u8) -> UnpackOptions {
     if choice & 4 != 0 {
         options.max_entries = 3;
     }
+    options.inline_max_len = if choice & 16 != 0 { 0 } else { u64::MAX };
     options
 }
 
@@ -199,12 +200,13 @@ fn unpack_beside_canary(
 /// Arbitrary bytes unpacked with every policy: no panic, nothing outside the destination, and
 /// what a success reports is what the destination holds.
 pub fn archive_unpack(data: &[u8]) {
-    let (choice, archive) = split_choice(data, 16);
+    let (choice, archive) = split_choice(data, 32);
     let Ok(TailParse::Index(index)) = ArchiveIndex::from_tail(archive, archive.len() as u64) else {
         return;
     };
     let options = policy(choice);
-    // Policies 8 to 15 read a stream one byte short of the archive the index was parsed from.
+    // Policies with bit 8 set read a stream one byte short of the archive the index was parsed
+    // from.
     let cut = choice & 8 != 0 && !archive.is_empty();
     let stream = if cut {
         &archive[..archive.len() - 1]

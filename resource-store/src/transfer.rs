@@ -100,6 +100,7 @@ pub(crate) fn fetch_stream(
         let resuming = ResumingReader::new(Arc::clone(source), len, policy).continuing(body);
         return Ok(Box::new(ReadAhead::spawn(
             resuming,
+            len,
             source.location(),
             policy.stall_timeout,
         )?));
@@ -305,8 +306,10 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
+    /// Reads `reader`, which should hold `len` more bytes, ahead on a thread of its own.
     fn spawn(
         mut reader: impl Read + Send + 'static,
+        len: u64,
         location: &str,
         stall_timeout: Duration,
     ) -> io::Result<Self> {
@@ -315,15 +318,37 @@ impl ReadAhead {
         thread::Builder::new()
             .name("resource-fetch".into())
             .spawn(move || {
+                let mut left = len;
                 loop {
-                    let mut buffer = spare.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK_LEN]);
-                    buffer.resize(CHUNK_LEN, 0);
+                    // A buffer no longer than what is left, and one byte more, so that a short
+                    // stream is read, and its end seen, without faulting in a whole chunk. (A
+                    // stream longer than it should be reads on in whole chunks; its bytes are
+                    // refused downstream.)
+                    let want = match usize::try_from(left) {
+                        Ok(0) | Err(_) => CHUNK_LEN,
+                        Ok(left) => left.saturating_add(1).min(CHUNK_LEN),
+                    };
+                    let mut buffer = match spare.try_recv() {
+                        Ok(buffer) => buffer,
+                        Err(_) => vec![0u8; want],
+                    };
+                    buffer.resize(want, 0);
                     let message = fill(&mut reader, &mut buffer).map(|filled| {
                         buffer.truncate(filled);
                         buffer
                     });
+                    // `fill` stops short only at the end of the stream.
+                    let ended = matches!(&message, Ok(chunk) if chunk.len() < want);
                     let last = !matches!(&message, Ok(chunk) if !chunk.is_empty());
+                    if let Ok(chunk) = &message {
+                        left = left.saturating_sub(chunk.len() as u64);
+                    }
                     if chunk_tx.send(message).is_err() || last {
+                        return;
+                    }
+                    if ended {
+                        // The reader takes an empty chunk for the end.
+                        let _ = chunk_tx.send(Ok(Vec::new()));
                         return;
                     }
                 }
@@ -856,6 +881,7 @@ fn rest_as_stream(dispatch: &mut Dispatch, source: &Arc<dyn ByteSource>, policy:
     );
     dispatch.rest = Some(ReadAhead::spawn(
         rest,
+        dispatch.len - dispatch.next_start,
         source.location(),
         policy.stall_timeout,
     ));
