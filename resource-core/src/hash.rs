@@ -10,14 +10,15 @@ use std::str::FromStr;
 
 use md5::{Digest, Md5};
 
-/// Why the incremental MD5 failed. Only the system's OpenSSL can fail, and for MD5 it does not in
-/// practice; the error exists so that a broken library surfaces as an error, never a wrong hash.
+/// Why the incremental MD5 failed. Only aws-lc can fail, and for MD5 it does not in practice (its
+/// functions return 1 always); the error exists so that a broken library surfaces as an error,
+/// never a wrong hash.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HashError {
-    /// OpenSSL reported an error while hashing.
-    #[error("MD5 through the system's OpenSSL failed: {0}")]
-    OpenSsl(String),
+    /// aws-lc reported an error while hashing.
+    #[error("MD5 through aws-lc failed in {0}")]
+    AwsLc(&'static str),
 }
 
 impl From<HashError> for io::Error {
@@ -180,9 +181,9 @@ impl ContentHash {
 
 /// An incremental MD5 that yields a [`ContentHash`].
 ///
-/// With the `openssl` feature (on by default) it uses the system's OpenSSL, whose assembly MD5 is
-/// about a quarter faster than the pure-Rust one; MD5 is what bounds creating and downloading a
-/// resource. Where OpenSSL refuses MD5 (a FIPS-only configuration), the pure-Rust `md-5` serves.
+/// With the `aws-lc` feature (on by default) it uses aws-lc's assembly MD5, about a quarter faster
+/// than the pure-Rust one (MD5 is what bounds creating and downloading a resource); aws-lc is the
+/// library rustls links for TLS anyway. Without the feature the pure-Rust `md-5` serves.
 #[derive(Clone)]
 pub struct ContentHasher {
     engine: Engine,
@@ -191,8 +192,8 @@ pub struct ContentHasher {
 
 #[derive(Clone)]
 enum Engine {
-    #[cfg(feature = "openssl")]
-    OpenSsl(openssl::hash::Hasher),
+    #[cfg(feature = "aws-lc")]
+    AwsLc(aws_lc::Md5),
     Rust(Md5),
 }
 
@@ -205,10 +206,10 @@ impl Default for ContentHasher {
 impl ContentHasher {
     /// A hasher that has seen no bytes.
     pub fn new() -> Self {
-        #[cfg(feature = "openssl")]
-        if let Ok(hasher) = openssl::hash::Hasher::new(openssl::hash::MessageDigest::md5()) {
+        #[cfg(feature = "aws-lc")]
+        if let Some(md5) = aws_lc::Md5::new() {
             return Self {
-                engine: Engine::OpenSsl(hasher),
+                engine: Engine::AwsLc(md5),
                 bytes: 0,
             };
         }
@@ -223,11 +224,11 @@ impl ContentHasher {
         }
     }
 
-    /// Which MD5 implementation this hasher uses: `"openssl"` or `"md-5"`.
+    /// Which MD5 implementation this hasher uses: `"aws-lc"` or `"md-5"`.
     pub fn engine_name(&self) -> &'static str {
         match &self.engine {
-            #[cfg(feature = "openssl")]
-            Engine::OpenSsl(_) => "openssl",
+            #[cfg(feature = "aws-lc")]
+            Engine::AwsLc(_) => "aws-lc",
             Engine::Rust(_) => "md-5",
         }
     }
@@ -235,10 +236,8 @@ impl ContentHasher {
     /// Feeds bytes to the hash.
     pub fn update(&mut self, bytes: &[u8]) -> Result<(), HashError> {
         match &mut self.engine {
-            #[cfg(feature = "openssl")]
-            Engine::OpenSsl(hasher) => hasher
-                .update(bytes)
-                .map_err(|error| HashError::OpenSsl(error.to_string()))?,
+            #[cfg(feature = "aws-lc")]
+            Engine::AwsLc(md5) => md5.update(bytes)?,
             Engine::Rust(md5) => md5.update(bytes),
         }
         self.bytes += bytes.len() as u64;
@@ -253,18 +252,65 @@ impl ContentHasher {
     /// The hash of everything fed so far.
     pub fn finish(self) -> Result<ContentHash, HashError> {
         let digest: [u8; 16] = match self.engine {
-            #[cfg(feature = "openssl")]
-            Engine::OpenSsl(mut hasher) => {
-                let digest = hasher
-                    .finish()
-                    .map_err(|error| HashError::OpenSsl(error.to_string()))?;
-                digest.as_ref().try_into().map_err(|_| {
-                    HashError::OpenSsl(format!("a digest of {} bytes, not 16", digest.len()))
-                })?
-            }
+            #[cfg(feature = "aws-lc")]
+            Engine::AwsLc(md5) => md5.finish()?,
             Engine::Rust(md5) => md5.finalize().into(),
         };
         Ok(ContentHash::from_digest(digest))
+    }
+}
+
+/// aws-lc's MD5, through the C functions of `aws-lc-sys` (its Rust API, `aws-lc-rs`, offers no
+/// MD5). The only unsafe code of the crate, kept to these three calls.
+#[cfg(feature = "aws-lc")]
+#[allow(unsafe_code)]
+mod aws_lc {
+    use aws_lc_sys::{MD5_CTX, MD5_Final, MD5_Init, MD5_Update};
+
+    use super::HashError;
+
+    /// An MD5 state: plain data (four words, a count and a 64-byte block), so copying it forks
+    /// the hash.
+    #[derive(Clone)]
+    pub(super) struct Md5(MD5_CTX);
+
+    impl Md5 {
+        /// A fresh state; `None` if aws-lc refuses one.
+        pub(super) fn new() -> Option<Self> {
+            let mut ctx = MD5_CTX {
+                h: [0; 4],
+                Nl: 0,
+                Nh: 0,
+                data: [0; 64],
+                num: 0,
+            };
+            // SAFETY: `ctx` is a valid, exclusively borrowed MD5_CTX that MD5_Init overwrites.
+            let ok = unsafe { MD5_Init(&mut ctx) };
+            (ok == 1).then_some(Self(ctx))
+        }
+
+        pub(super) fn update(&mut self, bytes: &[u8]) -> Result<(), HashError> {
+            // SAFETY: the state was initialised by MD5_Init; `bytes` is valid for reads of its
+            // length for the duration of the call, and MD5_Update keeps no pointer to it.
+            let ok = unsafe { MD5_Update(&mut self.0, bytes.as_ptr().cast(), bytes.len()) };
+            if ok == 1 {
+                Ok(())
+            } else {
+                Err(HashError::AwsLc("MD5_Update"))
+            }
+        }
+
+        pub(super) fn finish(mut self) -> Result<[u8; 16], HashError> {
+            let mut digest = [0u8; 16];
+            // SAFETY: `digest` has room for the 16 bytes MD5_Final writes; the state was
+            // initialised by MD5_Init and is not used again.
+            let ok = unsafe { MD5_Final(digest.as_mut_ptr(), &mut self.0) };
+            if ok == 1 {
+                Ok(digest)
+            } else {
+                Err(HashError::AwsLc("MD5_Final"))
+            }
+        }
     }
 }
 
@@ -459,11 +505,11 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "openssl")]
+    #[cfg(feature = "aws-lc")]
     #[test]
-    fn the_default_engine_is_openssl_when_built_with_it() {
-        // The speed targets assume OpenSSL's MD5; a build that silently fell back would miss them.
-        assert_eq!(ContentHasher::new().engine_name(), "openssl");
+    fn the_default_engine_is_aws_lc_when_built_with_it() {
+        // The speed targets assume aws-lc's MD5; a build that silently fell back would miss them.
+        assert_eq!(ContentHasher::new().engine_name(), "aws-lc");
     }
 
     #[test]

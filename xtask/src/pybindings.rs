@@ -112,8 +112,8 @@ pub(crate) fn build_wheel(
             "resource-py/Cargo.toml",
             "--profile",
             profile,
-            // The wheel links the system's OpenSSL for MD5, as the binary does; it is not made
-            // portable (manylinux) by vendoring it, which only a release needs.
+            // The wheel is built for this machine, not checked against a manylinux policy (its
+            // glibc symbol versions), which only a release needs.
             "--auditwheel",
             "skip",
             "--out",
