@@ -100,7 +100,7 @@ mod write;
 pub use error::{PackError, ParseOptionError, SourceDateEpochError, TailReadError, UnpackError};
 pub use index::{
     ArchiveIndex, IndexEntry, IndexEntryKind, MAX_SYMLINK_TARGET_LEN, Method, RECOMMENDED_TAIL_LEN,
-    TailParse,
+    TailParse, first_tail_len,
 };
 pub use options::{
     Compression, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_TOTAL_BYTES, ExtraTree, PackOptions,

@@ -11,7 +11,8 @@ use std::process::Command;
 
 use resource_archive::format::{FLAG_UTF8, unix_to_dos};
 use resource_archive::{
-    ArchiveIndex, IndexEntryKind, TailParse, UnpackError, UnpackOptions, unpack, unpack_file,
+    ArchiveIndex, IndexEntryKind, RECOMMENDED_TAIL_LEN, TailParse, UnpackError, UnpackOptions,
+    first_tail_len, unpack, unpack_file,
 };
 use resource_core::ContentHash;
 
@@ -622,6 +623,52 @@ with zipfile.ZipFile(sys.argv[1], 'w') as zf:
         std::fs::create_dir(&case)?;
         compare_with_python(archive, &case)?;
     }
+    Ok(())
+}
+
+/// A stored archive of `entries` files of `file_len` bytes each, under names of 60 bytes, so that
+/// its central directory is 106 bytes an entry.
+fn stored_archive(entries: usize, file_len: usize) -> TestResult<Vec<u8>> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let content = vec![7u8; file_len];
+    for i in 0..entries {
+        zip.start_file(format!("package/module/{i:0>46}"), options)?;
+        zip.write_all(&content)?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+/// The tails `read_tail_with` asks for, one length per read, and the index it makes.
+fn tails_asked(archive: &[u8]) -> TestResult<(Vec<u64>, ArchiveIndex)> {
+    let len = archive.len() as u64;
+    let mut asked = Vec::new();
+    let index = ArchiveIndex::read_tail_with(len, |want| -> Result<Vec<u8>, std::io::Error> {
+        asked.push(want);
+        Ok(archive[(len - want) as usize..].to_vec())
+    })?;
+    Ok((asked, index))
+}
+
+#[test]
+fn a_large_archive_is_indexed_from_one_tail_read() -> TestResult {
+    // 3,000 entries: a central directory of about 318 KB, more than the flat 256 KiB.
+    let entries = 3_000;
+    // 16 KiB files make a 49 MB archive, whose first tail (1/128 of it) holds that directory.
+    let large = stored_archive(entries, 16 << 10)?;
+    let (asked, index) = tails_asked(&large)?;
+    assert_eq!(asked, [first_tail_len(large.len() as u64)]);
+    assert!(asked[0] > RECOMMENDED_TAIL_LEN);
+    assert_eq!(index.entries().len(), entries);
+    // 4 KiB files make a 12.6 MB archive with the same directory: the first tail is the flat
+    // 256 KiB, too short, and the second read asks for exactly the directory and the end record.
+    let small = stored_archive(entries, 4 << 10)?;
+    let (asked, index) = tails_asked(&small)?;
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0], RECOMMENDED_TAIL_LEN);
+    assert_eq!(asked[1], small.len() as u64 - index.central_dir_offset());
+    assert_eq!(index.entries().len(), entries);
     Ok(())
 }
 

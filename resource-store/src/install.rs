@@ -240,7 +240,7 @@ fn fetch_into(
             url: location.clone(),
             thread: "the thread reading the archive's tail",
         })??;
-        let archive = io::Cursor::new(early).chain(&mut reader);
+        let archive = EarlyBytes::new(early).chain(&mut reader);
         let summary = resource_archive::unpack(&index, archive, temp_dir, &options.unpack)
             .map_err(|source| unpack_error(source, &location))?;
         summary.bytes
@@ -290,6 +290,34 @@ fn hash_while_waiting(
         }
     }
     Ok(early)
+}
+
+/// The bytes [`hash_while_waiting`] read, given back to the unpacker before the rest of the
+/// stream. Their buffer (up to a range long) is freed as soon as they are read, rather than held
+/// to the end of the unpacking, when more ranges are in memory.
+struct EarlyBytes {
+    bytes: Vec<u8>,
+    consumed: usize,
+}
+
+impl EarlyBytes {
+    fn new(bytes: Vec<u8>) -> Self {
+        Self { bytes, consumed: 0 }
+    }
+}
+
+impl Read for EarlyBytes {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = &self.bytes[self.consumed..];
+        let read = left.len().min(buf.len());
+        buf[..read].copy_from_slice(&left[..read]);
+        self.consumed += read;
+        if self.consumed == self.bytes.len() {
+            self.bytes = Vec::new();
+            self.consumed = 0;
+        }
+        Ok(read)
+    }
 }
 
 /// Whether, with the whole archive in the first answer, its tail is still best read on its own

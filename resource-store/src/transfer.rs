@@ -36,9 +36,10 @@ pub struct FetchPolicy {
     /// 100 MB/s, less than MD5's pace, while several together approach the link's. 1 reads one
     /// stream.
     pub parallel_ranges: usize,
-    /// Bytes per range; the memory held for ranges in flight or arrived ahead of the reader is
-    /// at most `2 × parallel_ranges + 1` times this (bodies ask for the next range shortly before
-    /// they end, so a range may be asked for while `parallel_ranges` others still stream).
+    /// Bytes per range; the memory held for ranges (in flight, arrived ahead of the reader, or
+    /// being read) is at most `2 × parallel_ranges` times this (bodies ask for the next range
+    /// shortly before they end, so a range may be asked for while `parallel_ranges` others still
+    /// stream).
     pub range_len: u64,
     /// Bytes asked for by a fetch's first request, which also gives the size: an object no
     /// longer than this is fetched with that one request (and held in memory while it is read).
@@ -439,6 +440,10 @@ struct ArrivedRange {
 /// nothing from pieces and stay whole.
 const FIRST_RANGE_PIECE_LEN: usize = 256 << 10;
 
+/// How much more of a range's buffer is readied (zeroed, and so made resident) each time the
+/// bytes received reach the end of what is ready.
+const FILL_STEP: usize = 256 << 10;
+
 /// The first range, answered by the first request: its body, where it ends, and when it was asked
 /// for.
 struct FirstRange {
@@ -496,8 +501,8 @@ enum Mode {
 /// 100 MB/s, a third of the time. So once ranges are chosen, a body that is about one first-byte
 /// wait from its end asks for the next range then, on another connection, and the bodies
 /// streaming at any moment stay about `streams`. Connections open at once: up to `most_pending`
-/// (twice `parallel_ranges`), of which about `streams` carry bodies and the rest wait for their
-/// first byte or for the reader.
+/// (twice `parallel_ranges`, less the range the reader holds), of which about `streams` carry
+/// bodies and the rest wait for their first byte or for the reader.
 struct Dispatch {
     /// The fetching threads' queue, while ranges are asked for.
     jobs: Option<Sender<RangeJob>>,
@@ -707,8 +712,8 @@ impl NearEnd {
 /// Ranges are asked for beside the first one only when its wait says they pay at any plausible
 /// pace (see [`ranges_may_pay_at_any_pace`]); otherwise none is asked for before the judgement. Once ranges are
 /// chosen, each body asks for the next range about one first-byte wait before its end (see
-/// [`Dispatch`]). At most `2 × parallel_ranges` ranges are in flight or waiting ahead of the
-/// reader, so memory stays bounded whatever the source's length. A transfer is stalled when no
+/// [`Dispatch`]). At most `2 × parallel_ranges` ranges are in flight, waiting ahead of the
+/// reader or being read, so memory stays bounded whatever the source's length. A transfer is stalled when no
 /// thread has received a byte for `stall_timeout`; stalled threads are abandoned and end when
 /// their read returns.
 struct ParallelRanges {
@@ -897,7 +902,7 @@ fn start_fetching(
 ) -> io::Result<()> {
     let (jobs, job_queue) = channel::<RangeJob>();
     let job_queue = Arc::new(Mutex::new(job_queue));
-    for _ in 0..most_pending_when_asking_ahead(policy) {
+    for _ in 0..most_pending_when_asking_ahead(policy.parallel_ranges) {
         let job_queue = Arc::clone(&job_queue);
         let source = Arc::clone(source);
         let received = Arc::clone(received);
@@ -944,17 +949,20 @@ fn start_fetching(
     Ok(())
 }
 
-/// The most ranges asked for and not yet read once ranges are chosen: `parallel_ranges` streaming
-/// and as many again asked ahead or arrived ahead of the reader.
-fn most_pending_when_asking_ahead(policy: &FetchPolicy) -> usize {
-    policy.parallel_ranges.max(1).saturating_mul(2)
+/// The most ranges asked for and not yet taken by the reader once ranges are chosen, for `streams`
+/// bodies streaming at once: as many again asked ahead or arrived ahead of the reader, less one
+/// for the range the reader holds, so that at most `2 × streams` ranges are in memory. Where the
+/// reader is slower than the source, every pending range has arrived and waits; the one more
+/// bought little speed and 4 MiB of memory.
+fn most_pending_when_asking_ahead(streams: usize) -> usize {
+    streams.max(1).saturating_mul(2).saturating_sub(1).max(1)
 }
 
 impl Dispatch {
     /// Ranges are chosen for the rest: bodies nearing their end ask ahead from now on.
     fn choose_ranges(&mut self) {
         self.asking_ahead = true;
-        self.most_pending = self.streams.saturating_mul(2);
+        self.most_pending = most_pending_when_asking_ahead(self.streams);
     }
 }
 
@@ -983,10 +991,13 @@ fn read_timed(
     };
     // When the first bytes came, and how many: the body's pace is judged from what came after.
     let mut first_read: Option<(Instant, usize)> = None;
-    // Every byte of a piece is read into before it is handed on, so a reused buffer needs no
-    // zeroing, only its new part.
-    buffer.truncate(piece_len.min(want));
-    buffer.resize(piece_len.min(want), 0);
+    // The piece's bytes go into `buffer`, whose readied part grows by `FILL_STEP` as they
+    // arrive: memory is touched as the body comes, not when the range is asked for (a range
+    // asked ahead may wait a while for its first byte). Every readied byte is read into before
+    // the piece is handed on.
+    let mut piece_cap = piece_len.min(want);
+    buffer.clear();
+    buffer.reserve_exact(piece_cap);
     // Bytes of the range received, and where in the range the piece in `buffer` starts.
     let mut filled = 0;
     let mut piece_start = 0;
@@ -999,14 +1010,22 @@ fn read_timed(
         want,
     };
     while filled < want {
+        // Without pieces the one piece is the whole range, so it is full only at the end.
         if let Some(send_piece) = send_piece.as_mut()
-            && filled - piece_start == buffer.len()
+            && filled - piece_start == piece_cap
         {
-            let next = vec![0; piece_len.min(want - filled)];
-            send_piece(std::mem::replace(&mut buffer, next));
+            piece_cap = piece_len.min(want - filled);
+            send_piece(std::mem::replace(
+                &mut buffer,
+                Vec::with_capacity(piece_cap),
+            ));
             piece_start = filled;
         }
-        match reader.read(&mut buffer[filled - piece_start..]) {
+        let in_piece = filled - piece_start;
+        if in_piece == buffer.len() {
+            buffer.resize(in_piece.saturating_add(FILL_STEP).min(piece_cap), 0);
+        }
+        match reader.read(&mut buffer[in_piece..]) {
             Ok(0) => break,
             Ok(read) => {
                 let now = Instant::now();
