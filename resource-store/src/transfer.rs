@@ -713,9 +713,9 @@ impl NearEnd {
 /// pace (see [`ranges_may_pay_at_any_pace`]); otherwise none is asked for before the judgement. Once ranges are
 /// chosen, each body asks for the next range about one first-byte wait before its end (see
 /// [`Dispatch`]). At most `2 × parallel_ranges` ranges are in flight, waiting ahead of the
-/// reader or being read, so memory stays bounded whatever the source's length. A transfer is stalled when no
-/// thread has received a byte for `stall_timeout`; stalled threads are abandoned and end when
-/// their read returns.
+/// reader or being read, so memory stays bounded whatever the source's length. A transfer is
+/// stalled when no thread has received a byte for `stall_timeout`; stalled threads are abandoned
+/// and end when their read returns.
 struct ParallelRanges {
     policy: FetchPolicy,
     mode: Mode,
@@ -952,8 +952,8 @@ fn start_fetching(
 /// The most ranges asked for and not yet taken by the reader once ranges are chosen, for `streams`
 /// bodies streaming at once: as many again asked ahead or arrived ahead of the reader, less one
 /// for the range the reader holds, so that at most `2 × streams` ranges are in memory. Where the
-/// reader is slower than the source, every pending range has arrived and waits; the one more
-/// bought little speed and 4 MiB of memory.
+/// reader is slower than the source, every pending range has arrived and waits: one more cost
+/// 4 MiB and bought no speed that could be measured.
 fn most_pending_when_asking_ahead(streams: usize) -> usize {
     streams.max(1).saturating_mul(2).saturating_sub(1).max(1)
 }
@@ -992,12 +992,13 @@ fn read_timed(
     // When the first bytes came, and how many: the body's pace is judged from what came after.
     let mut first_read: Option<(Instant, usize)> = None;
     // The piece's bytes go into `buffer`, whose readied part grows by `FILL_STEP` as they
-    // arrive: memory is touched as the body comes, not when the range is asked for (a range
-    // asked ahead may wait a while for its first byte). Every readied byte is read into before
-    // the piece is handed on.
+    // arrive: a fresh buffer's memory is touched as the body comes, not when the range is asked
+    // for (a range asked ahead may wait a while for its first byte). A reused buffer is ready
+    // already. Every readied byte is read into before the piece is handed on, so none needs
+    // zeroing again.
     let mut piece_cap = piece_len.min(want);
-    buffer.clear();
-    buffer.reserve_exact(piece_cap);
+    buffer.truncate(piece_cap);
+    buffer.reserve_exact(piece_cap - buffer.len());
     // Bytes of the range received, and where in the range the piece in `buffer` starts.
     let mut filled = 0;
     let mut piece_start = 0;
