@@ -23,7 +23,7 @@ use crate::cache::{Cache, EntryLock};
 use crate::error::{Result, StoreError, from_io};
 use crate::progress::{Progress, ProgressReader};
 use crate::source::{ByteSource, Opening};
-use crate::transfer::{FetchPolicy, fetch_stream, is_transient};
+use crate::transfer::{FetchPolicy, copy_out, fetch_stream, is_transient};
 
 /// Buffer size for writing a file resource.
 const COPY_BUFFER_LEN: usize = 1 << 20;
@@ -308,10 +308,7 @@ impl EarlyBytes {
 
 impl Read for EarlyBytes {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = &self.bytes[self.consumed..];
-        let read = left.len().min(buf.len());
-        buf[..read].copy_from_slice(&left[..read]);
-        self.consumed += read;
+        let read = copy_out(&self.bytes, &mut self.consumed, buf);
         if self.consumed == self.bytes.len() {
             self.bytes = Vec::new();
             self.consumed = 0;

@@ -119,7 +119,7 @@ pub(crate) fn fetch_stream(
 }
 
 /// Copies what `buf` takes of `current` from `*consumed` on, and advances `*consumed`.
-fn copy_out(current: &[u8], consumed: &mut usize, buf: &mut [u8]) -> usize {
+pub(crate) fn copy_out(current: &[u8], consumed: &mut usize, buf: &mut [u8]) -> usize {
     let available = &current[*consumed..];
     let taken = available.len().min(buf.len());
     buf[..taken].copy_from_slice(&available[..taken]);
