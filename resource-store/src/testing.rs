@@ -108,6 +108,10 @@ struct Shared {
     first_byte_delay_ms: AtomicU64,
     /// The most bytes per second a response body is sent at; 0 for no limit.
     body_bytes_per_second: AtomicU64,
+    /// Answers still to stall, after how many body bytes, and for how many milliseconds.
+    stall_next: AtomicU32,
+    stall_after: AtomicU64,
+    stall_ms: AtomicU64,
     /// Requests being answered now, and the most at once so far (each request has a connection
     /// of its own: answers close it).
     open_now: AtomicU32,
@@ -184,6 +188,15 @@ impl HttpFileServer {
     /// whole file, as some web servers do.
     pub fn ignore_ranges(&self, ignore: bool) {
         self.shared.ignore_ranges.store(ignore, Ordering::SeqCst);
+    }
+
+    /// Makes the next `count` answers that carry content stop for `pause` after `after` bytes of
+    /// their body, then send the rest (if the client still listens).
+    pub fn stall_next(&self, count: u32, after: u64, pause: Duration) {
+        let pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
+        self.shared.stall_after.store(after, Ordering::SeqCst);
+        self.shared.stall_ms.store(pause_ms, Ordering::SeqCst);
+        self.shared.stall_next.store(count, Ordering::SeqCst);
     }
 
     /// Answers the next `count` requests with `status` instead of content.
@@ -279,10 +292,30 @@ fn handle(stream: TcpStream, dir: &Path, shared: &Shared) -> io::Result<()> {
         thread::sleep(Duration::from_millis(delay_ms));
     }
     let pace = shared.body_bytes_per_second.load(Ordering::SeqCst);
+    let stall = shared
+        .stall_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+        .then(|| {
+            (
+                shared.stall_after.load(Ordering::SeqCst),
+                Duration::from_millis(shared.stall_ms.load(Ordering::SeqCst)),
+            )
+        });
+    let send_body = |from: &mut dyn Read, out: &mut TcpStream| -> io::Result<()> {
+        if let Some((after, pause)) = stall {
+            copy_paced(&mut from.take(after), out, pace)?;
+            out.flush()?;
+            thread::sleep(pause);
+        }
+        copy_paced(from, out, pace)
+    };
     match span {
         None => {
             respond_head(&mut out, 200, &[("Content-Length", len.to_string())])?;
-            copy_paced(&mut file, &mut out, pace)?;
+            send_body(&mut file, &mut out)?;
         }
         Some(None) => {
             respond(
@@ -303,7 +336,7 @@ fn handle(stream: TcpStream, dir: &Path, shared: &Shared) -> io::Result<()> {
                     ("Content-Range", format!("bytes {start}-{end}/{len}")),
                 ],
             )?;
-            copy_paced(&mut file.take(count), &mut out, pace)?;
+            send_body(&mut file.take(count), &mut out)?;
         }
     }
     out.flush()
@@ -338,7 +371,11 @@ fn parse_range(range: &str, len: u64) -> Option<Option<(u64, u64)>> {
 }
 
 /// Copies `from` to `to` at most at `bytes_per_second` (0 for no limit).
-fn copy_paced(from: &mut impl Read, to: &mut impl Write, bytes_per_second: u64) -> io::Result<()> {
+fn copy_paced<R: Read + ?Sized>(
+    from: &mut R,
+    to: &mut impl Write,
+    bytes_per_second: u64,
+) -> io::Result<()> {
     if bytes_per_second == 0 {
         io::copy(from, to)?;
         return Ok(());

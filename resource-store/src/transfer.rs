@@ -20,6 +20,18 @@ const CHUNK_LEN: usize = 1 << 20;
 /// Chunks read ahead of the consumer.
 const READ_AHEAD: usize = 4;
 
+/// The longest whole object read on the calling thread, from a source whose reads notice stalls
+/// themselves. For these the reading thread costs more (its start, its stack and its own malloc
+/// arena, in every worker process) than it saves; larger ones gain from reading beside hashing.
+const READ_ON_CALLING_THREAD_MAX: u64 = 256 << 10;
+
+/// Whether `source`'s reads fail by themselves within `policy`'s stall timeout.
+fn notices_stalls(source: &dyn ByteSource, policy: &FetchPolicy) -> bool {
+    source
+        .read_timeout()
+        .is_some_and(|timeout| timeout <= policy.stall_timeout)
+}
+
 /// How hard to try when fetching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchPolicy {
@@ -81,9 +93,10 @@ impl Default for FetchPolicy {
 }
 
 /// The `len` bytes of `source` as one stream, resumed and watched for stalls underneath, going on
-/// from `opening`, the answer to the first request, asked for at `asked`: read ahead by one thread
-/// when it holds the whole object, else continued by parallel ranges where the source gains from
-/// them, or by one stream.
+/// from `opening`, the answer to the first request, asked for at `asked`: when it holds the whole
+/// object, read on the calling thread (small, from a source whose reads notice stalls) or ahead by
+/// one thread; else continued by parallel ranges where the source gains from them, or by one
+/// stream.
 pub(crate) fn fetch_stream(
     source: &Arc<dyn ByteSource>,
     opening: Opening,
@@ -99,6 +112,9 @@ pub(crate) fn fetch_stream(
     } = opening;
     if whole {
         let resuming = ResumingReader::new(Arc::clone(source), len, policy).continuing(body);
+        if len <= READ_ON_CALLING_THREAD_MAX && notices_stalls(source.as_ref(), policy) {
+            return Ok(Box::new(resuming));
+        }
         return Ok(Box::new(ReadAhead::spawn(
             resuming,
             len,
@@ -1158,6 +1174,112 @@ mod tests {
         for error in &not_retried {
             assert!(!is_transient(error), "{error:?} should not be retried");
         }
+    }
+
+    /// A source of `bytes` that says its reads time out after `read_timeout`, and notes the
+    /// threads its streams were read on.
+    struct ThreadNoting {
+        bytes: Vec<u8>,
+        read_timeout: Option<Duration>,
+        readers: Arc<Mutex<Vec<thread::ThreadId>>>,
+    }
+
+    struct NotedReader {
+        inner: io::Cursor<Vec<u8>>,
+        readers: Arc<Mutex<Vec<thread::ThreadId>>>,
+    }
+
+    impl Read for NotedReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if let Ok(mut readers) = self.readers.lock() {
+                readers.push(thread::current().id());
+            }
+            self.inner.read(buf)
+        }
+    }
+
+    impl ByteSource for ThreadNoting {
+        fn location(&self) -> &str {
+            "noting"
+        }
+        fn len(&self) -> Result<u64, StoreError> {
+            Ok(self.bytes.len() as u64)
+        }
+        fn read_tail(&self, len: u64) -> Result<Vec<u8>, StoreError> {
+            let start = self.bytes.len().saturating_sub(len as usize);
+            Ok(self.bytes[start..].to_vec())
+        }
+        fn open_from(&self, offset: u64) -> Result<Box<dyn Read + Send>, StoreError> {
+            Ok(Box::new(NotedReader {
+                inner: io::Cursor::new(self.bytes[offset as usize..].to_vec()),
+                readers: Arc::clone(&self.readers),
+            }))
+        }
+        fn read_timeout(&self) -> Option<Duration> {
+            self.read_timeout
+        }
+    }
+
+    /// The threads on which a fetch read the stream of a [`ThreadNoting`] source of `len` bytes,
+    /// which must come back unchanged.
+    fn read_whole(len: usize, read_timeout: Option<Duration>) -> Vec<thread::ThreadId> {
+        let readers = Arc::new(Mutex::new(Vec::new()));
+        let bytes: Vec<u8> = (0..len).map(|at| at as u8).collect();
+        let concrete = Arc::new(ThreadNoting {
+            bytes: bytes.clone(),
+            read_timeout,
+            readers: Arc::clone(&readers),
+        });
+        let source: Arc<dyn ByteSource> = concrete;
+        let policy = FetchPolicy {
+            stall_timeout: Duration::from_secs(5),
+            ..FetchPolicy::default()
+        };
+        let opening = match source.open_start(len as u64) {
+            Ok(opening) => opening,
+            Err(error) => panic!("opening failed: {error}"),
+        };
+        let mut stream = match fetch_stream(&source, opening, Instant::now(), &policy) {
+            Ok(stream) => stream,
+            Err(error) => panic!("fetch_stream failed: {error}"),
+        };
+        let mut read = Vec::new();
+        if let Err(error) = stream.read_to_end(&mut read) {
+            panic!("reading failed: {error}");
+        }
+        assert!(read == bytes, "the bytes changed on the way");
+        let noted = readers
+            .lock()
+            .map(|noted| noted.clone())
+            .unwrap_or_default();
+        assert!(!noted.is_empty(), "the source's stream was never read");
+        noted
+    }
+
+    #[test]
+    fn a_small_object_is_read_on_the_calling_thread_only_where_reads_notice_stalls() {
+        let here = thread::current().id();
+        let small = READ_ON_CALLING_THREAD_MAX as usize;
+        // Reads that time out within the stall timeout: no watching thread.
+        assert!(
+            read_whole(small, Some(Duration::from_secs(5)))
+                .iter()
+                .all(|id| *id == here)
+        );
+        // Reads that may wait forever, or longer than the stall timeout: a watching thread.
+        for read_timeout in [None, Some(Duration::from_secs(6))] {
+            assert!(
+                read_whole(small, read_timeout).iter().all(|id| *id != here),
+                "{read_timeout:?}"
+            );
+        }
+        // A larger object is read ahead beside its hashing, whatever the source.
+        let larger = small + 1;
+        assert!(
+            read_whole(larger, Some(Duration::from_secs(5)))
+                .iter()
+                .all(|id| *id != here)
+        );
     }
 
     #[tokio::test]

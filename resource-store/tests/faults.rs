@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use resource_core::Resource;
 use resource_store::fault::{Fault, FaultySource};
+use resource_store::source::http::HttpSource;
 use resource_store::testing::{HttpFileServer, noise, visible_entries};
 use resource_store::{
     ByteSource, FetchPolicy, InstallOptions, Installed, JobStore, PublishOptions, RangeChoice,
@@ -293,6 +294,66 @@ fn http_downloads_retry_busy_servers_and_fail_fast_on_missing_objects() -> TestR
         assert!(error.to_string().contains("create it again"), "{error}");
         assert!(visible_entries(other_root.path()).is_empty());
     }
+    Ok(())
+}
+
+/// A small download over HTTP is read on the calling thread, with no thread to watch it (see
+/// the unit test beside `fetch_stream`): the socket's read timeout notices a stalled body instead. A stall once is resumed with one more
+/// request and installs the right bytes; a server that always stalls fails with the stall named,
+/// and leaves nothing behind.
+#[test]
+fn a_small_http_download_notices_a_stalled_body_by_its_read_timeout() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    let tree = scratch.path().join("small");
+    std::fs::create_dir_all(&tree)?;
+    std::fs::write(tree.join("data.bin"), noise(64 << 10, 7))?;
+    let store_dir = scratch.path().join("store");
+    let store = JobStore::open(&StoreLocator::directory(&store_dir)?)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let resource = runtime
+        .block_on(publish(&store, &tree, &PublishOptions::default()))?
+        .resource;
+    let server = HttpFileServer::serve(&store_dir.join("shared"))?;
+    let name = resource.path_hash.to_string();
+    let stall = Duration::from_millis(300);
+    let mut options = quick_options();
+    options.fetch.stall_timeout = stall;
+    options.fetch.attempts = 2;
+    options.fetch.resumes_per_attempt = 1;
+    let fetch = |root: &Path| {
+        let source = Arc::new(HttpSource::with_read_timeout(&server.url(&name), stall));
+        install(&resource, root, source, None, &options)
+    };
+
+    // Stopping far longer than the stall timeout, once, a few bytes into the body.
+    server.stall_next(1, 100, Duration::from_secs(5));
+    let root = tempfile::tempdir()?;
+    let installed = fetch(root.path())?;
+    assert!(same_tree(&tree, &installed.path)?);
+    // Had the stall been waited out, the first request would have been the only one.
+    assert_eq!(
+        server.counts(&name).requests,
+        2,
+        "the first request and one resume"
+    );
+
+    server.stall_next(u32::MAX, 100, Duration::from_secs(5));
+    let other_root = tempfile::tempdir()?;
+    let error = fetch(other_root.path())
+        .err()
+        .ok_or("a server that always stalls must fail")?;
+    let stalled = match &error {
+        StoreError::GaveUp { last, .. } => {
+            matches!(**last, StoreError::Stalled { waited, .. } if waited == stall)
+        }
+        _ => false,
+    };
+    assert!(stalled, "the stall should be the cause: {error:?}");
+    assert!(
+        visible_entries(other_root.path()).is_empty(),
+        "left behind {:?}",
+        visible_entries(other_root.path())
+    );
     Ok(())
 }
 

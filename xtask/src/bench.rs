@@ -33,7 +33,7 @@ use self::contenders::{Contender, Ours, Sample, Tar, Toil, Zip, kib_to_mib, md5s
 use self::inputs::{Input, count_files};
 use self::report::{InputResult, Report, Series, ToolResult};
 use crate::project::Project;
-use crate::run::{describe, header, measure, run_checked};
+use crate::run::{header, measure};
 use crate::tools::Venv;
 
 /// Where inputs and scratch space live; must be tmpfs.
@@ -57,7 +57,7 @@ impl Options<'_> {
 
 /// Ours built in release (or why not) and the tests' virtualenv with Toil, ready.
 fn ours_and_tools(project: &Project) -> Result<(Result<PathBuf, String>, Venv)> {
-    header("cargo build --release -p resource-cli");
+    header("cargo xtask dist: resource, static-pie in release");
     let ours = build_ours(project);
     if let Err(reason) = &ours {
         println!("ours: {reason}");
@@ -285,21 +285,11 @@ fn print_and_write(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds the `resource` binary in release; `Err` says why ours is not available.
+/// Builds the `resource` binary as it is shipped (`cargo xtask dist`); `Err` says why ours is not
+/// available.
 fn build_ours(project: &Project) -> Result<PathBuf, String> {
-    let mut build = project.cargo();
-    build.args(["build", "--release", "-p", "resource-cli"]);
-    run_checked(&mut build).map_err(|error| format!("not available: {error:#}"))?;
-    let binary = project.target_dir().join("release").join("resource");
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!(
-            "not available: `{}` made no {}",
-            describe(&build),
-            binary.display()
-        ))
-    }
+    crate::dist::build(project, crate::dist::Profile::Release)
+        .map_err(|error| format!("not available: {error:#}"))
 }
 
 /// Create and download of one whole input by every tool, plus `md5sum` of the archive ours

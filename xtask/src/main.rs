@@ -18,6 +18,7 @@
 
 mod bench;
 mod demo;
+mod dist;
 mod fuzz;
 mod project;
 mod proptest;
@@ -47,6 +48,9 @@ struct Cli {
 enum Command {
     /// Ship a small package through a local-disk job store and run it on a "worker".
     Demo,
+    /// Build the `resource` binary as it is shipped (static-pie on Linux) into
+    /// `target/dist/resource`.
+    Dist,
     /// Run everything CI runs: fmt, clippy, doc, and all tests with tools and servers.
     Test {
         /// Instead of everything, `cargo test` with these arguments (after `--`), with the tools
@@ -90,6 +94,7 @@ fn main() -> Result<ExitCode> {
     let project = Project::locate()?;
     match cli.command {
         Command::Demo => demo::run(&project).map(|()| ExitCode::SUCCESS),
+        Command::Dist => dist::run(&project),
         Command::Test { cargo_test_args } => test::run(&project, &cargo_test_args),
         Command::Proptest { cases } => proptest::run(&project, cases),
         Command::Bench { quick, only } => bench::run(

@@ -2,7 +2,9 @@
 //!
 //! fmt, clippy, doc and the unused-dependency check come first because they are cheap and fail
 //! fast; then the project-local tools are made sure of, the test servers started, and
-//! `cargo test --workspace` runs with the variables that point the tests at them. The closing line is always `N passed, M failed`.
+//! `cargo test --workspace` runs with the variables that point the tests at them; the Python
+//! bindings' tests follow, and last the check of the binary as it is shipped (`dist::check`).
+//! The closing line is always `N passed, M failed`.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -12,10 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use crate::project::Project;
-use crate::pybindings;
 use crate::run::{describe, header, run_checked};
 use crate::servers::{self, Servers};
 use crate::tools::{CargoTool, Venv};
+use crate::{dist, pybindings};
 
 /// Runs the whole suite; the exit code tells CI whether everything passed.
 ///
@@ -61,7 +63,7 @@ fn run_steps(
     timings: &mut Timings,
     cargo_test_args: &[String],
 ) -> Result<Tally> {
-    const STEPS: usize = 8;
+    const STEPS: usize = 9;
     if cargo_test_args.is_empty() {
         lint_steps(project, timings, STEPS)?;
     }
@@ -110,6 +112,14 @@ fn run_steps(
         tally.failed += python.failed;
     }
     drop(running);
+    if cargo_test_args.is_empty() {
+        tally.passed += timings.step(
+            9,
+            STEPS,
+            "the shipped binary: static-pie, downloading from http://localhost",
+            || dist::check(project),
+        )?;
+    }
     Ok(tally)
 }
 

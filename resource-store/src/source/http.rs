@@ -11,8 +11,9 @@ use std::io::{self, Read};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::error::{Result, StoreError};
+use crate::error::{Result, StoreError, to_io};
 use crate::source::{ByteSource, Opening};
+use crate::transfer::FetchPolicy;
 
 /// The time to connect and to receive response headers.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +30,8 @@ pub struct HttpSource {
     len: OnceLock<u64>,
     /// Whether the server answered the first range with a range (206).
     honours_ranges: OnceLock<bool>,
+    /// How long a read waits for its next byte before it fails as stalled.
+    read_timeout: Duration,
 }
 
 /// The URL without its query, which for presigned URLs holds the signature: safe to print.
@@ -40,11 +43,20 @@ pub fn redact_query(url: &str) -> String {
 }
 
 impl HttpSource {
-    /// A source for `url`.
+    /// A source for `url` whose reads fail as stalled after the default fetch policy's
+    /// [`FetchPolicy::stall_timeout`] without a byte.
     pub fn new(url: &str) -> Self {
+        Self::with_read_timeout(url, FetchPolicy::default().stall_timeout)
+    }
+
+    /// A source for `url` whose reads fail as stalled ([`StoreError::Stalled`]) after
+    /// `read_timeout` without a byte: the socket's own timeout, so that a fetch reading on the
+    /// calling thread needs no second thread to notice a stall.
+    pub fn with_read_timeout(url: &str, read_timeout: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+            .timeout_per_read(Some(read_timeout))
             // Status codes are examined here, to tell what is worth retrying.
             .http_status_as_error(false)
             // A fetch keeps up to twice its parallel ranges' connections busy (bodies ask for
@@ -59,6 +71,16 @@ impl HttpSource {
             agent,
             len: OnceLock::new(),
             honours_ranges: OnceLock::new(),
+            read_timeout,
+        }
+    }
+
+    /// `body`, whose reads' timeouts are told as the stall they are.
+    fn watched(&self, body: ureq::BodyReader<'static>) -> StallNamed {
+        StallNamed {
+            body,
+            url: self.shown_as.clone(),
+            waited: self.read_timeout,
         }
     }
 
@@ -84,10 +106,10 @@ impl HttpSource {
 
     /// The body of a GET with `range`, which starts at `offset`, positioned at `offset` even when
     /// the server ignores the range and sends everything.
-    fn body_at(&self, offset: u64, range: Option<String>) -> Result<ureq::BodyReader<'static>> {
+    fn body_at(&self, offset: u64, range: Option<String>) -> Result<StallNamed> {
         let response = self.get(range)?;
         let ranged = response.status().as_u16() == 206;
-        let mut body = response.into_body().into_reader();
+        let mut body = self.watched(response.into_body().into_reader());
         if offset > 0 && !ranged {
             io::copy(&mut (&mut body).take(offset), &mut io::sink())
                 .map_err(|cause| StoreError::io(&self.shown_as, cause))?;
@@ -125,7 +147,10 @@ impl HttpSource {
         let body: Box<dyn Read + Send> = if body_len == 0 {
             Box::new(io::empty())
         } else {
-            Box::new(response.into_body().into_reader().take(body_len))
+            Box::new(
+                self.watched(response.into_body().into_reader())
+                    .take(body_len),
+            )
         };
         Ok(Opening {
             len,
@@ -276,5 +301,38 @@ impl ByteSource for HttpSource {
     fn gains_from_parallel_ranges(&self) -> bool {
         // Known once the size is: a server that ignores ranges would send everything per range.
         self.honours_ranges.get().copied().unwrap_or(false)
+    }
+
+    fn read_timeout(&self) -> Option<Duration> {
+        Some(self.read_timeout)
+    }
+}
+
+/// A response body whose reads fail with [`StoreError::Stalled`] when the socket's read timeout
+/// passes without a byte, rather than with ureq's bare "timeout".
+struct StallNamed {
+    body: ureq::BodyReader<'static>,
+    url: String,
+    waited: Duration,
+}
+
+impl Read for StallNamed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.body.read(buf).map_err(|error| {
+            let timed_out = matches!(
+                error
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<ureq::Error>()),
+                Some(ureq::Error::Timeout(_))
+            ) || error.kind() == io::ErrorKind::TimedOut;
+            if timed_out {
+                to_io(StoreError::Stalled {
+                    url: self.url.clone(),
+                    waited: self.waited,
+                })
+            } else {
+                error
+            }
+        })
     }
 }

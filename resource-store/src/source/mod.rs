@@ -96,6 +96,14 @@ pub trait ByteSource: Send + Sync {
     fn gains_from_parallel_ranges(&self) -> bool {
         false
     }
+    /// How long a read of this source's streams waits for its next byte before it fails by
+    /// itself with [`StoreError::Stalled`](crate::StoreError::Stalled), if it does. A fetch from
+    /// a source whose reads fail within its stall timeout needs no thread to watch for stalls,
+    /// and reads a small object on the calling thread. `None` (the default): a read may wait
+    /// forever.
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl std::fmt::Debug for dyn ByteSource {
