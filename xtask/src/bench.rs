@@ -10,7 +10,7 @@
 //! (one section each for moto and s3s-fs) and the Python package against Toil's in one Python
 //! process are further functions called from [`run`] that add their own [`sections::Section`]s.
 
-mod contenders;
+pub(crate) mod contenders;
 mod discovery;
 mod fanout;
 mod inputs;

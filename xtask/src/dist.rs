@@ -16,8 +16,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail, ensure};
 use resource_store::testing::{HttpFileServer, noise};
-use serde_json::Value;
 
+use crate::bench::contenders::CreatedResource;
 use crate::project::Project;
 use crate::run::{header, output_checked, run_checked};
 
@@ -177,18 +177,11 @@ fn download_by_host_name(binary: &Path, scratch: &Path) -> Result<()> {
             .arg(&store)
             .args(["--json", "--kind", "dir"]),
     )?;
-    let created: Value = serde_json::from_str(created.trim())
-        .with_context(|| format!("`resource create --json` printed {created:?}"))?;
-    let field = |name: &str| -> Result<String> {
-        created
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .with_context(|| format!("`resource create --json` printed no {name}: {created}"))
-    };
-    let (path_hash, url) = (field("pathHash")?, field("url")?);
+    let created = CreatedResource::parse(&created)?;
     let server = HttpFileServer::serve(&store.join("shared"))?;
-    let by_name = server.url(&path_hash).replace("127.0.0.1", "localhost");
+    let by_name = server
+        .url(&created.path_hash)
+        .replace("127.0.0.1", "localhost");
     let root = scratch.join("worker");
     fs::create_dir_all(&root)?;
     let installed = output_checked(
@@ -197,8 +190,8 @@ fn download_by_host_name(binary: &Path, scratch: &Path) -> Result<()> {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("JTRES_ROOT", &root)
             .env(
-                field("envName")?,
-                field("envValue")?.replace(&url, &by_name),
+                &created.env_name,
+                created.env_value.replace(&created.url, &by_name),
             )
             .arg("download")
             .arg(&tree)
@@ -216,7 +209,7 @@ fn download_by_host_name(binary: &Path, scratch: &Path) -> Result<()> {
         got == content,
         "the download from {by_name} installed other bytes"
     );
-    let requests = server.counts(&path_hash).requests;
+    let requests = server.counts(&created.path_hash).requests;
     ensure!(
         requests == 1,
         "a 64 KiB download from {by_name} took {requests} requests, not 1"

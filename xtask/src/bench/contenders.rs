@@ -76,9 +76,10 @@ struct Registered {
     archive: Option<PathBuf>,
 }
 
-/// The fields of what `resource create --json` prints that the benchmarks use.
+/// The fields of what `resource create --json` prints that the benchmarks (and the check of the
+/// shipped binary) use.
 #[derive(Debug, Clone)]
-pub(super) struct CreatedResource {
+pub(crate) struct CreatedResource {
     /// `pathHash`: the name the resource is stored under.
     pub path_hash: String,
     /// `url`: where workers fetch it (a `file:` URL, or a presigned one for object stores).
@@ -93,7 +94,7 @@ pub(super) struct CreatedResource {
 
 impl CreatedResource {
     /// Reads the one JSON object `resource create --json` printed on standard output.
-    pub(super) fn parse(stdout: &str) -> Result<Self> {
+    pub(crate) fn parse(stdout: &str) -> Result<Self> {
         let json: Value = serde_json::from_str(stdout.trim()).with_context(|| {
             format!("`resource create --json` printed no JSON object: {stdout:?}")
         })?;
