@@ -154,6 +154,35 @@ impl Servers {
         Ok(started)
     }
 
+    /// The CPU time (user plus system) the running servers' processes have taken so far, in
+    /// seconds, from `/proc` (Linux only): the benchmarks read it before and after a step to tell
+    /// what the step cost the server, which on a 2-core machine shares the cores with the client.
+    pub(crate) fn cpu_seconds(&self) -> Result<f64> {
+        let ticks_per_second = 100.0;
+        let mut ticks = 0_u64;
+        for running in &self.running {
+            let path = format!("/proc/{}/stat", running.child.id());
+            let stat = fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+            // The fields after the command name, which is in parentheses and may hold spaces:
+            // utime and stime are the 14th and 15th of the whole line.
+            let after_name = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest)
+                .with_context(|| format!("{path} has no command name: {stat:?}"))?;
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            for index in [11, 12] {
+                let field = fields
+                    .get(index)
+                    .with_context(|| format!("{path} is too short: {stat:?}"))?;
+                ticks += field
+                    .parse::<u64>()
+                    .with_context(|| format!("{path} field {} is {field:?}", index + 3))?;
+            }
+        }
+        // Linux reports these in USER_HZ, which is 100 on every architecture it runs on.
+        Ok(ticks as f64 / ticks_per_second)
+    }
+
     /// The variables that tell the tests where every running server is.
     pub(crate) fn env(&self) -> impl Iterator<Item = (&str, &str)> {
         self.running.iter().flat_map(|running| {

@@ -14,7 +14,12 @@
 //! Each round also times ours downloading as one stream (`--parallel-ranges 1`), which shows what
 //! parallel ranges change on each server, and `curl` fetching the same presigned URL to
 //! `/dev/null`: the server's own pace, shown without a target, so that a reader can tell whether
-//! the server or ours bounds the download.
+//! the server or ours bounds the download. Two more figures tell what the server itself costs:
+//! `curl` of the archive's tail beside `curl | md5sum`, the 2 requests at the least of a reader
+//! that checks the central directory before it writes (on moto every request costs a pass over
+//! the whole object), and the server process's own CPU time during ours' create and download and
+//! during curl's PUT and `curl | md5sum` (a multipart upload costs a server more than one PUT of
+//! the same bytes, and on 2 cores that shows as wall time).
 //!
 //! Both servers keep their data on tmpfs under the bench work directory, as the local-disk store
 //! does, so the comparison measures the S3 protocol and not a disk. Every round uploads under a
@@ -35,7 +40,7 @@ use super::report::{Series, median};
 use super::sections::Section;
 use super::{progress, reset_dir};
 use crate::project::Project;
-use crate::run::{header, measure, output_checked};
+use crate::run::{Measured, header, measure, output_checked};
 use crate::servers::{Context, Moto, S3sFs, Server, Servers};
 use crate::tools::Venv;
 
@@ -198,7 +203,18 @@ struct SectionSamples {
     one_stream_download: Vec<Sample>,
     curl_download: Vec<Sample>,
     curl_md5: Vec<Sample>,
+    curl_tail_md5: Vec<Sample>,
     curl_put: Vec<Sample>,
+    server_cpu: Vec<ServerCpu>,
+}
+
+/// The server's CPU time, in seconds, during the steps of one round.
+#[derive(Debug, Clone, Copy)]
+struct ServerCpu {
+    create: f64,
+    curl_put: f64,
+    download: f64,
+    curl_md5: f64,
 }
 
 fn measure_on(
@@ -247,6 +263,7 @@ fn measure_on(
             &deleter,
             &format!("bench-{round}"),
             &root,
+            &|| running.cpu_seconds(),
         )
         .with_context(|| format!("round {round} on {name}"))?;
         if !warm_up {
@@ -259,7 +276,9 @@ fn measure_on(
                 .push(on_server.one_stream_download);
             samples.curl_download.push(on_server.curl_download);
             samples.curl_md5.push(on_server.curl_md5);
+            samples.curl_tail_md5.push(on_server.curl_tail_md5);
             samples.curl_put.push(on_server.curl_put);
+            samples.server_cpu.push(on_server.server_cpu);
         }
     }
     println!();
@@ -289,8 +308,11 @@ struct ServerRound {
     one_stream_download: Sample,
     curl_download: Sample,
     curl_md5: Sample,
+    /// `curl | md5sum` with a `curl` of the object's last 64 KiB beside it.
+    curl_tail_md5: Sample,
     /// One `curl -T` PUT of the archive's bytes, signed with `--aws-sigv4`.
     curl_put: Sample,
+    server_cpu: ServerCpu,
 }
 
 /// Ours creating into `s3://BUCKET/PREFIX` and downloading through the presigned URL, then curl
@@ -302,42 +324,53 @@ fn server_round(
     deleter: &PrefixDeleter<'_>,
     prefix: &str,
     root: &Path,
+    server_cpu_seconds: &dyn Fn() -> Result<f64>,
 ) -> Result<ServerRound> {
+    // What `step` cost the server, beside its result.
+    let on_server = |step: &mut dyn FnMut() -> Result<Measured>| -> Result<(Measured, f64)> {
+        let before = server_cpu_seconds()?;
+        let measured = step()?;
+        Ok((measured, server_cpu_seconds()? - before))
+    };
     // A fresh prefix per round, as ours on local disk gets a fresh store: an identical create
     // into the same store would skip the upload.
-    let created = measure(
-        account
-            .credentials(&mut Command::new(binary))
-            .arg("create")
-            .arg(&input.path)
-            .arg("--store")
-            .arg(format!("s3://{}/{prefix}", account.bucket))
-            .arg("--endpoint")
-            .arg(&account.endpoint)
-            .args(["--json", "--kind", input.kind.flag()]),
-    )?;
+    let (created, create_cpu) = on_server(&mut || {
+        measure(
+            account
+                .credentials(&mut Command::new(binary))
+                .arg("create")
+                .arg(&input.path)
+                .arg("--store")
+                .arg(format!("s3://{}/{prefix}", account.bucket))
+                .arg("--endpoint")
+                .arg(&account.endpoint)
+                .args(["--json", "--kind", input.kind.flag()]),
+        )
+    })?;
     let resource = CreatedResource::parse(&created.stdout)?;
     // Workers have no credentials: the download goes through the presigned URL alone. Once as
     // users get it, once as one stream (`--parallel-ranges 1`), to show what ranges change.
-    let download = |extra: &[&str]| -> Result<Sample> {
+    let download = |extra: &[&str]| -> Result<(Sample, f64)> {
         reset_dir(root)?;
-        let downloaded = measure(
-            Command::new(binary)
-                .env_clear()
-                .env("JTRES_ROOT", root)
-                .env(&resource.env_name, &resource.env_value)
-                .arg("download")
-                .arg(&input.path)
-                .arg("--root")
-                .arg(root)
-                .args(extra),
-        )?;
+        let (downloaded, cpu) = on_server(&mut || {
+            measure(
+                Command::new(binary)
+                    .env_clear()
+                    .env("JTRES_ROOT", root)
+                    .env(&resource.env_name, &resource.env_value)
+                    .arg("download")
+                    .arg(&input.path)
+                    .arg("--root")
+                    .arg(root)
+                    .args(extra),
+            )
+        })?;
         check_file_count(input, Path::new(downloaded.stdout.trim()), "the server")?;
         fs::remove_dir_all(root).with_context(|| format!("cannot remove {}", root.display()))?;
-        Ok(Sample::of(&downloaded, None))
+        Ok((Sample::of(&downloaded, None), cpu))
     };
-    let downloaded = download(&[])?;
-    let one_stream = download(&["--parallel-ranges", "1"])?;
+    let (downloaded, download_cpu) = download(&[])?;
+    let (one_stream, _) = download(&["--parallel-ranges", "1"])?;
     // `--fail` turns an error status into a failure instead of a quick, misleading time for an
     // error page; the byte count it writes is checked against the stored object below.
     let fetched = measure(
@@ -349,22 +382,46 @@ fn server_round(
     .context("curl fetching the presigned URL")?;
     // The least any verifying client does: fetch and hash, writing nothing. Ours also unpacks,
     // so this shows how much of the time the server and the hash alone take on this machine.
-    let hashed = measure(
-        Command::new("sh")
+    let (hashed, md5_cpu) = on_server(&mut || {
+        measure(
+            Command::new("sh")
+                .args([
+                    "-c",
+                    "curl --silent --show-error --fail \"$1\" | md5sum",
+                    "sh",
+                ])
+                .arg(&resource.url),
+        )
+        .context("curl | md5sum of the presigned URL")
+    })?;
+    // The same with the archive's tail fetched beside it: the 2 requests, at the least, of a
+    // reader that checks every name and size in the central directory before it writes a byte,
+    // as ours does. On a server whose every request costs a pass over the whole object (moto),
+    // this and not one request is the least such a reader can take.
+    let tail_and_hashed = measure(
+        Command::new("bash")
             .args([
+                "-o",
+                "pipefail",
                 "-c",
-                "curl --silent --show-error --fail \"$1\" | md5sum",
-                "sh",
+                "curl --silent --show-error --fail --range -65536 --output /dev/null \"$1\" & \
+                 tail=$!; curl --silent --show-error --fail \"$1\" | md5sum && wait \"$tail\"",
+                "bash",
             ])
             .arg(&resource.url),
     )
-    .context("curl | md5sum of the presigned URL")?;
-    if !hashed.stdout.starts_with(&resource.content_hash) {
-        bail!(
-            "curl | md5sum gave {:?}, not the content hash {}",
-            hashed.stdout.trim(),
-            resource.content_hash
-        );
+    .context("curl of the tail beside curl | md5sum of the presigned URL")?;
+    for (what, measured) in [
+        ("curl | md5sum", &hashed),
+        ("curl of the tail beside curl | md5sum", &tail_and_hashed),
+    ] {
+        if !measured.stdout.starts_with(&resource.content_hash) {
+            bail!(
+                "{what} gave {:?}, not the content hash {}",
+                measured.stdout.trim(),
+                resource.content_hash
+            );
+        }
     }
     // The archive's bytes, fetched untimed, then PUT by curl in one request under the same
     // prefix (so the round's deletion removes it), signed as ours signs: the least a create can
@@ -378,31 +435,33 @@ fn server_round(
             .arg(&resource.url),
     )
     .context("curl fetching the archive for the PUT baseline")?;
-    let put = measure(
-        Command::new("curl")
-            .args([
-                "--silent",
-                "--show-error",
-                "--fail",
-                "--output",
-                "/dev/null",
-            ])
-            .arg("--aws-sigv4")
-            .arg(format!("aws:amz:{REGION}:s3"))
-            .arg("--user")
-            .arg(format!("{}:{}", account.access_key, account.secret_key))
-            // s3s-fs, as S3, requires the payload's hash header; curl signs the header it is
-            // given but does not add it itself.
-            .args(["--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
-            .arg("--upload-file")
-            .arg(&archive)
-            .arg(format!(
-                "{}/{}/{prefix}/curl-put",
-                account.endpoint.trim_end_matches('/'),
-                account.bucket
-            )),
-    )
-    .context("curl -T of the archive")?;
+    let (put, put_cpu) = on_server(&mut || {
+        measure(
+            Command::new("curl")
+                .args([
+                    "--silent",
+                    "--show-error",
+                    "--fail",
+                    "--output",
+                    "/dev/null",
+                ])
+                .arg("--aws-sigv4")
+                .arg(format!("aws:amz:{REGION}:s3"))
+                .arg("--user")
+                .arg(format!("{}:{}", account.access_key, account.secret_key))
+                // s3s-fs, as S3, requires the payload's hash header; curl signs the header it is
+                // given but does not add it itself.
+                .args(["--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+                .arg("--upload-file")
+                .arg(&archive)
+                .arg(format!(
+                    "{}/{}/{prefix}/curl-put",
+                    account.endpoint.trim_end_matches('/'),
+                    account.bucket
+                )),
+        )
+        .context("curl -T of the archive")
+    })?;
     fs::remove_file(&archive).with_context(|| format!("cannot remove {}", archive.display()))?;
     let deleted = deleter.delete(&format!("{prefix}/"))?;
 
@@ -435,7 +494,14 @@ fn server_round(
         one_stream_download: one_stream,
         curl_download: Sample::of(&fetched, None),
         curl_md5: Sample::of(&hashed, None),
+        curl_tail_md5: Sample::of(&tail_and_hashed, None),
         curl_put: Sample::of(&put, None),
+        server_cpu: ServerCpu {
+            create: create_cpu,
+            curl_put: put_cpu,
+            download: download_cpu,
+            curl_md5: md5_cpu,
+        },
     })
 }
 
@@ -503,7 +569,19 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
     let one_stream = Summary::of(samples.one_stream_download)?;
     let curl_download = Summary::of(samples.curl_download)?;
     let curl_md5 = Summary::of(samples.curl_md5)?;
+    let curl_tail_md5 = Summary::of(samples.curl_tail_md5)?;
     let curl_put = Summary::of(samples.curl_put)?;
+    let server_cpu = |step: fn(&ServerCpu) -> f64| {
+        median(samples.server_cpu.iter().map(step).collect()).context("no runs")
+    };
+    let (server_create_cpu, server_put_cpu) = (
+        server_cpu(|cpu| cpu.create)?,
+        server_cpu(|cpu| cpu.curl_put)?,
+    );
+    let (server_download_cpu, server_md5_cpu) = (
+        server_cpu(|cpu| cpu.download)?,
+        server_cpu(|cpu| cpu.curl_md5)?,
+    );
 
     let mut section = Section::new(server.title());
     section.value(
@@ -553,6 +631,16 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
         "s",
     );
     section.value(
+        format!("curl of the tail beside curl | md5sum from {name} (2 requests)"),
+        curl_tail_md5.median_s,
+        "s",
+    );
+    section.value(
+        format!("download from {name}: ours / curl of the tail beside curl | md5sum"),
+        download.median_s / curl_tail_md5.median_s,
+        "x",
+    );
+    section.value(
         format!("curl | md5sum from {name} / ours on local disk"),
         curl_md5.median_s / local_download.median_s,
         "x",
@@ -583,6 +671,28 @@ fn section_of(server: S3Server, input: &Input, samples: SectionSamples) -> Resul
     section.value(
         format!("create baseline: one curl -T PUT of the archive to {name}"),
         curl_put.median_s,
+        "s",
+    );
+    // The server's own CPU time during each step: where ours asks more of the server than curl
+    // does (parts, then their assembly; more than one request), this shows it apart from ours.
+    section.value(
+        format!("{name}'s CPU during ours' create"),
+        server_create_cpu,
+        "s",
+    );
+    section.value(
+        format!("{name}'s CPU during the curl -T PUT"),
+        server_put_cpu,
+        "s",
+    );
+    section.value(
+        format!("{name}'s CPU during ours' download"),
+        server_download_cpu,
+        "s",
+    );
+    section.value(
+        format!("{name}'s CPU during curl | md5sum"),
+        server_md5_cpu,
         "s",
     );
     section.target(
