@@ -146,13 +146,18 @@ fn build_fixture() -> TestResult<Fixture> {
         python: python.clone(),
         root: root.clone(),
     };
-    // A fixture whose interpreter no longer runs (its base Python was removed) is rebuilt.
-    if !root.join("ready").exists() || purelib(&python).is_err() {
+    // `ready` holds the directory the fixture was built in: its `.pth` files and egg links name
+    // its projects by absolute path, so a fixture copied or moved with its target directory is
+    // rebuilt, as is one whose interpreter no longer runs (its base Python was removed).
+    let ready = root.join("ready");
+    let built_here =
+        std::fs::read(&ready).is_ok_and(|built_in| built_in == root.as_os_str().as_encoded_bytes());
+    if !built_here || purelib(&python).is_err() {
         if root.exists() {
             std::fs::remove_dir_all(&root)?;
         }
         create(&fixture)?;
-        std::fs::write(root.join("ready"), "")?;
+        std::fs::write(&ready, root.as_os_str().as_encoded_bytes())?;
     }
     Ok(Fixture {
         site_packages: purelib(&python)?,
