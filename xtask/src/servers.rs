@@ -158,7 +158,8 @@ impl Servers {
     /// seconds, from `/proc` (Linux only): the benchmarks read it before and after a step to tell
     /// what the step cost the server, which on a 2-core machine shares the cores with the client.
     pub(crate) fn cpu_seconds(&self) -> Result<f64> {
-        let ticks_per_second = 100.0;
+        // `/proc` counts in USER_HZ, 100 a second on x86 and arm64 alike.
+        const TICKS_PER_SECOND: f64 = 100.0;
         let mut ticks = 0_u64;
         for running in &self.running {
             let path = format!("/proc/{}/stat", running.child.id());
@@ -179,8 +180,7 @@ impl Servers {
                     .with_context(|| format!("{path} field {} is {field:?}", index + 3))?;
             }
         }
-        // Linux reports these in USER_HZ, which is 100 on every architecture it runs on.
-        Ok(ticks as f64 / ticks_per_second)
+        Ok(ticks as f64 / TICKS_PER_SECOND)
     }
 
     /// The variables that tell the tests where every running server is.
